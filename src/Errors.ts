@@ -1,0 +1,101 @@
+/**
+ * Typed errors of the pipeline. Each has a `message` a user can act on.
+ *
+ * @since 0.1.0
+ */
+import { Data } from "effect"
+
+/**
+ * The input could not be read (missing file, permission, broken gzip).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ReadError extends Data.TaggedError("ReadError")<{
+  readonly file: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `cannot read ${this.file}: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * The input is not well-formed XML, or not the expected document.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class XmlParseError extends Data.TaggedError("XmlParseError")<{
+  readonly file: string
+  readonly offset: number
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `${this.file}: XML error at byte ${this.offset}: ${this.reason}`
+  }
+}
+
+/**
+ * A database operation failed. `sqlState` is the PostgreSQL SQLSTATE or a Node errno.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class DbError extends Data.TaggedError("DbError")<{
+  readonly op: string
+  readonly sqlState: string | undefined
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const state = this.sqlState === undefined ? "" : ` [${this.sqlState}]`
+    return `database ${this.op} failed${state}: ${causeMessage(this.cause)}`
+  }
+}
+
+/**
+ * Bad settings: an invalid flag value, config file or connection string.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConfigurationError extends Data.TaggedError("ConfigurationError")<{
+  readonly reason: string
+}> {
+  override get message(): string {
+    return this.reason
+  }
+}
+
+/**
+ * The rejects file could not be written.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class RejectsWriteError extends Data.TaggedError("RejectsWriteError")<{
+  readonly path: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    return `cannot write rejects file ${this.path}: ${causeMessage(this.cause)}`
+  }
+}
+
+/** @internal */
+export const causeMessage = (cause: unknown): string =>
+  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
+
+/** @internal */
+export const sqlStateOf = (cause: unknown): string | undefined => {
+  let current: unknown = cause
+  for (let depth = 0; depth < 4 && typeof current === "object" && current !== null; depth++) {
+    const code = (current as { code?: unknown }).code
+    if (typeof code === "string") return code
+    current = (current as { cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/** @internal */
+export const toDbError = (op: string) => (cause: unknown): DbError => new DbError({ op, sqlState: sqlStateOf(cause), cause })

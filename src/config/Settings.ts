@@ -1,0 +1,86 @@
+/**
+ * Pipeline settings as an Effect `Config`, read from `XML2PG_*` environment variables,
+ * `.env` or a config file; CLI flags fall back to these. Defaults live here only.
+ *
+ * @since 0.1.0
+ */
+import { Config, Duration } from "effect"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface IngestSettings {
+  /** schema holding every table (quoted, created by `init`) */
+  readonly schema: string
+  /** concurrent COPY writers, each on its own connection */
+  readonly writers: number
+  /** batches parsed ahead of the writers: the bounded queue */
+  readonly queueSize: number
+  readonly batchRows: number
+  /** approximate encoded size of a batch */
+  readonly batchBytes: number
+  readonly retries: number
+  readonly retryBase: Duration.Duration
+  readonly retryMaxDelay: Duration.Duration
+  /** NDJSON file rejected records are appended to */
+  readonly rejectsPath: string
+  /** a record (with its nested records) larger than this is rejected */
+  readonly maxRecordBytes: number
+  readonly progressEvery: Duration.Duration
+}
+
+/**
+ * @since 0.1.0
+ * @category defaults
+ */
+export const defaults: IngestSettings = {
+  schema: "public",
+  writers: 2,
+  queueSize: 4,
+  batchRows: 10_000,
+  batchBytes: 4 * 1024 * 1024,
+  retries: 8,
+  retryBase: Duration.millis(200),
+  retryMaxDelay: Duration.seconds(10),
+  rejectsPath: "xml2pg-rejects.ndjson",
+  maxRecordBytes: 64 * 1024 * 1024,
+  progressEvery: Duration.seconds(5)
+}
+
+const positive = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.validate({ message: `${name} must be a positive integer`, validation: (n) => n > 0 }),
+    Config.withDefault(fallback)
+  )
+
+/**
+ * Each setting and the variable it is read from.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const SettingConfigs = {
+  schema: Config.string("XML2PG_SCHEMA").pipe(Config.withDefault(defaults.schema)),
+  writers: positive("XML2PG_WRITERS", defaults.writers),
+  queueSize: positive("XML2PG_QUEUE_SIZE", defaults.queueSize),
+  batchRows: positive("XML2PG_BATCH_ROWS", defaults.batchRows),
+  batchBytes: positive("XML2PG_BATCH_BYTES", defaults.batchBytes),
+  retries: Config.integer("XML2PG_RETRIES").pipe(
+    Config.validate({ message: "XML2PG_RETRIES must be ≥ 0", validation: (n) => n >= 0 }),
+    Config.withDefault(defaults.retries)
+  ),
+  retryBase: Config.duration("XML2PG_RETRY_BASE").pipe(Config.withDefault(defaults.retryBase)),
+  retryMaxDelay: Config.duration("XML2PG_RETRY_MAX_DELAY").pipe(Config.withDefault(defaults.retryMaxDelay)),
+  rejectsPath: Config.string("XML2PG_REJECTS").pipe(Config.withDefault(defaults.rejectsPath)),
+  maxRecordBytes: positive("XML2PG_MAX_RECORD_BYTES", defaults.maxRecordBytes),
+  progressEvery: Config.duration("XML2PG_PROGRESS_EVERY").pipe(Config.withDefault(defaults.progressEvery))
+} as const
+
+/**
+ * All settings at once, for embedding apps.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const IngestConfig: Config.Config<IngestSettings> = Config.all(SettingConfigs)

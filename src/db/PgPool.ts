@@ -1,0 +1,69 @@
+/**
+ * The app owns one `pg.Pool`: COPY checks raw clients out of it, and `@effect/sql` runs
+ * over the same pool through `PgClient.layerFromPool`.
+ *
+ * @since 0.1.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import { Context, Effect, Layer, Redacted, Runtime } from "effect"
+import Pg from "pg"
+import { type DbError, toDbError } from "../Errors.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PoolSettings {
+  readonly url: Redacted.Redacted<string>
+  readonly maxConnections: number
+  readonly applicationName?: string
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class PgPool extends Context.Tag("xml2pg/PgPool")<PgPool, Pg.Pool>() {
+  /**
+   * Opens a pool, checks it with `select 1`, and ends it when the scope closes.
+   */
+  static readonly make = (settings: PoolSettings) =>
+    Effect.acquireRelease(
+      Effect.gen(function*() {
+        const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+        const pool = new Pg.Pool({
+          connectionString: Redacted.value(settings.url),
+          max: settings.maxConnections,
+          application_name: settings.applicationName ?? "xml2pg",
+          connectionTimeoutMillis: 15_000
+        })
+        pool.on("error", (err) => runFork(Effect.logWarning(`idle database connection failed: ${err.message}`)))
+        yield* Effect.tryPromise({ try: () => pool.query("select 1"), catch: toDbError("connect") }).pipe(
+          Effect.tapError(() => Effect.promise(() => pool.end()))
+        )
+        return pool
+      }),
+      (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption("5 seconds"))
+    )
+
+  static readonly layer = (settings: PoolSettings): Layer.Layer<PgPool, DbError> =>
+    Layer.scoped(PgPool, PgPool.make(settings))
+}
+
+/**
+ * `SqlClient`/`PgClient` over the app's `PgPool`; the pool's lifetime stays with PgPool.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const SqlFromPool = Layer.unwrapEffect(
+  Effect.map(PgPool, (pool) => PgClient.layerFromPool({ acquire: Effect.succeed(pool), applicationName: "xml2pg" }))
+)
+
+/**
+ * A pool and an `SqlClient` over it.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const DatabaseLive = (settings: PoolSettings) => SqlFromPool.pipe(Layer.provideMerge(PgPool.layer(settings)))

@@ -1,0 +1,165 @@
+/**
+ * Schema creation and the bookkeeping tables: runs, the batch ledger (one row per
+ * committed batch, written in the batch's own transaction) and rejected records.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import { toDbError } from "../Errors.js"
+import { type DocumentShape, type RecordShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
+import { qualify, quoteIdent } from "./Identifiers.js"
+
+/**
+ * Names of the bookkeeping tables.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const Ledger = {
+  runs: "xml2pg_run",
+  batches: "xml2pg_batch",
+  rejects: "xml2pg_reject"
+} as const
+
+/**
+ * Columns of the rejects table, in COPY order after the staging prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const rejectColumns = ["file", "byte_offset", "element", "record_id", "reason"] as const
+
+const columnList = (shape: RecordShape, notNull: boolean): Array<string> =>
+  shape.columns.map((c) => `${quoteIdent(c.name)} ${c.type.sql}${notNull && c.required ? " not null" : ""}`)
+
+/**
+ * DDL statements for the staging, final and bookkeeping tables, all idempotent. Final
+ * tables are created without keys; finalize adds keys and indexes after the first load.
+ *
+ * @since 0.1.0
+ * @category ddl
+ */
+export const schemaStatements = (doc: DocumentShape, schema: string): Array<string> => {
+  const prefix = stagingPrefix.map((c) => `${quoteIdent(c.name)} ${c.sql} not null`)
+  const q = (name: string) => qualify(schema, name)
+  return [
+    `create schema if not exists ${quoteIdent(schema)}`,
+    ...recordShapes(doc).flatMap((r) => [
+      `create table if not exists ${q(r.stagingTable)} (${[...prefix, ...columnList(r, false)].join(", ")})`,
+      `create table if not exists ${q(r.table)} (${columnList(r, true).join(", ")})`
+    ]),
+    `create table if not exists ${q(Ledger.runs)} (
+      run_id serial primary key,
+      file text not null,
+      file_size bigint,
+      fingerprint text,
+      settings jsonb not null default '{}',
+      state text not null default 'running',
+      started_at timestamptz not null default now(),
+      finished_at timestamptz,
+      records bigint not null default 0,
+      rows_loaded bigint not null default 0,
+      rejected bigint not null default 0,
+      xml_bytes bigint not null default 0,
+      message text)`,
+    `create table if not exists ${q(Ledger.batches)} (
+      run_id integer not null,
+      batch_seq integer not null,
+      byte_start bigint not null,
+      byte_end bigint not null,
+      first_ord bigint not null,
+      last_ord bigint not null,
+      row_counts jsonb not null,
+      rejected integer not null,
+      committed_at timestamptz not null default now(),
+      primary key (run_id, batch_seq))`,
+    `create table if not exists ${q(Ledger.rejects)} (${
+      [...prefix, "file text not null", "byte_offset bigint not null", "element text not null", "record_id text", "reason text not null"]
+        .join(", ")
+    })`
+  ]
+}
+
+const INIT_LOCK = 0x786d6c32 // "xml2"
+
+/**
+ * Creates every table if missing, under an advisory lock so concurrent `init`s do not race.
+ *
+ * @since 0.1.0
+ * @category ddl
+ */
+export const initSchema = (doc: DocumentShape, schema: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.withTransaction(Effect.gen(function*() {
+      yield* sql`select pg_advisory_xact_lock(${INIT_LOCK})`
+      for (const statement of schemaStatements(doc, schema)) yield* sql.unsafe(statement)
+    }))
+  }).pipe(Effect.mapError(toDbError("init")), Effect.withSpan("Staging.initSchema"))
+
+/**
+ * Empties the staging tables, the batch ledger and the rejects table.
+ *
+ * @since 0.1.0
+ * @category ddl
+ */
+export const cleanStaging = (doc: DocumentShape, schema: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const tables = [...recordShapes(doc).map((r) => r.stagingTable), Ledger.batches, Ledger.rejects]
+    yield* sql.unsafe(`truncate ${tables.map((t) => qualify(schema, t)).join(", ")}`)
+  }).pipe(Effect.mapError(toDbError("clean")), Effect.withSpan("Staging.cleanStaging"))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunStart {
+  readonly file: string
+  readonly fileSize: number | undefined
+  readonly settings: Record<string, unknown>
+}
+
+/**
+ * Records the start of a run and returns its id.
+ *
+ * @since 0.1.0
+ * @category ledger
+ */
+export const startRun = (schema: string, run: RunStart) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql.unsafe<{ run_id: number }>(
+      `insert into ${qualify(schema, Ledger.runs)} (file, file_size, settings) values ($1, $2, $3) returning run_id`,
+      [run.file, run.fileSize ?? null, JSON.stringify(run.settings)]
+    )
+    return rows[0]!.run_id
+  }).pipe(Effect.mapError(toDbError("start run")))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RunEnd {
+  readonly state: "done" | "failed" | "interrupted"
+  readonly records: number
+  readonly rowsLoaded: number
+  readonly rejected: number
+  readonly xmlBytes: number
+  readonly message: string | null
+}
+
+/**
+ * @since 0.1.0
+ * @category ledger
+ */
+export const finishRun = (schema: string, runId: number, end: RunEnd) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(
+      `update ${qualify(schema, Ledger.runs)} set state = $2, finished_at = now(), records = $3, rows_loaded = $4,
+       rejected = $5, xml_bytes = $6, message = $7 where run_id = $1`,
+      [runId, end.state, end.records, end.rowsLoaded, end.rejected, end.xmlBytes, end.message]
+    )
+  }).pipe(Effect.mapError(toDbError("finish run")))

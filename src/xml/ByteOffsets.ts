@@ -1,0 +1,63 @@
+/**
+ * Maps saxes positions (UTF-16 code units since the start of the text) back to byte
+ * offsets in the input, for rejects and batch byte ranges. It keeps the last few decoded
+ * chunks; positions in the newest chunk are asked for in increasing order, so a cursor
+ * keeps the work linear in the input.
+ */
+interface Span {
+  readonly charStart: number
+  readonly byteStart: number
+  readonly text: string
+  readonly ascii: boolean
+}
+
+const KEEP = 8
+
+export class ByteOffsets {
+  private readonly spans: Array<Span>
+  private cursorChar = 0
+  private cursorByte: number
+
+  constructor(byteBase: number) {
+    this.spans = [{ charStart: 0, byteStart: byteBase, text: "", ascii: true }]
+    this.cursorByte = byteBase
+  }
+
+  /** Registers the next decoded chunk of text. */
+  push(text: string): void {
+    const c = this.spans[this.spans.length - 1]!
+    const next: Span = {
+      charStart: c.charStart + c.text.length,
+      byteStart: c.byteStart + (c.ascii ? c.text.length : Buffer.byteLength(c.text)),
+      text,
+      ascii: Buffer.byteLength(text) === text.length
+    }
+    if (this.spans.length === KEEP) this.spans.shift()
+    this.spans.push(next)
+    this.cursorChar = next.charStart
+    this.cursorByte = next.byteStart
+  }
+
+  /** The byte offset of the character at `position`. */
+  at(position: number): number {
+    const c = this.spans[this.spans.length - 1]!
+    if (position >= c.charStart) {
+      if (c.ascii) return c.byteStart + position - c.charStart
+      if (position < this.cursorChar) {
+        this.cursorChar = c.charStart
+        this.cursorByte = c.byteStart
+      }
+      this.cursorByte += Buffer.byteLength(c.text.slice(this.cursorChar - c.charStart, position - c.charStart))
+      this.cursorChar = position
+      return this.cursorByte
+    }
+    for (let i = this.spans.length - 2; i >= 0; i--) {
+      const s = this.spans[i]!
+      if (position >= s.charStart) {
+        const within = position - s.charStart
+        return s.byteStart + (s.ascii ? within : Buffer.byteLength(s.text.slice(0, within)))
+      }
+    }
+    return this.spans[0]!.byteStart
+  }
+}
