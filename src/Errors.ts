@@ -49,7 +49,8 @@ export class DbError extends Data.TaggedError("DbError")<{
 }> {
   override get message(): string {
     const state = this.sqlState === undefined ? "" : ` [${this.sqlState}]`
-    return `database ${this.op} failed${state}: ${causeMessage(this.cause)}`
+    const hint = this.sqlState === "42P01" ? " (run `xml2pg init` first?)" : ""
+    return `database ${this.op} failed${state}: ${causeMessage(this.cause)}${hint}`
   }
 }
 
@@ -82,9 +83,22 @@ export class RejectsWriteError extends Data.TaggedError("RejectsWriteError")<{
   }
 }
 
-/** @internal */
-export const causeMessage = (cause: unknown): string =>
-  cause instanceof Error ? cause.message : typeof cause === "string" ? cause : String(cause)
+/**
+ * The messages along a cause chain, outermost first, so a wrapper such as SqlError's
+ * "Failed to execute statement" is followed by what PostgreSQL said.
+ *
+ * @internal
+ */
+export const causeMessage = (cause: unknown): string => {
+  const parts: Array<string> = []
+  let current: unknown = cause
+  for (let depth = 0; depth < 5 && current !== undefined && current !== null; depth++) {
+    const message = current instanceof Error ? current.message : typeof current === "string" ? current : String(current)
+    if (message !== "" && !parts.includes(message)) parts.push(message)
+    current = typeof current === "object" ? (current as { cause?: unknown }).cause : undefined
+  }
+  return parts.join(": ")
+}
 
 /** @internal */
 export const sqlStateOf = (cause: unknown): string | undefined => {

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Duration } from "effect"
+import { Config } from "effect"
 
 /**
  * @since 0.1.0
@@ -21,13 +21,15 @@ export interface IngestSettings {
   /** approximate encoded size of a batch */
   readonly batchBytes: number
   readonly retries: number
-  readonly retryBase: Duration.Duration
-  readonly retryMaxDelay: Duration.Duration
+  /** first retry delay; doubles each attempt, with jitter */
+  readonly retryBaseMillis: number
+  /** cap on one retry delay */
+  readonly retryMaxDelayMillis: number
   /** NDJSON file rejected records are appended to */
   readonly rejectsPath: string
   /** a record (with its nested records) larger than this is rejected */
   readonly maxRecordBytes: number
-  readonly progressEvery: Duration.Duration
+  readonly progressEveryMillis: number
 }
 
 /**
@@ -41,11 +43,11 @@ export const defaults: IngestSettings = {
   batchRows: 10_000,
   batchBytes: 4 * 1024 * 1024,
   retries: 8,
-  retryBase: Duration.millis(200),
-  retryMaxDelay: Duration.seconds(10),
+  retryBaseMillis: 200,
+  retryMaxDelayMillis: 10_000,
   rejectsPath: "xml2pg-rejects.ndjson",
   maxRecordBytes: 64 * 1024 * 1024,
-  progressEvery: Duration.seconds(5)
+  progressEveryMillis: 5_000
 }
 
 const positive = (name: string, fallback: number) =>
@@ -70,11 +72,11 @@ export const SettingConfigs = {
     Config.validate({ message: "XML2PG_RETRIES must be ≥ 0", validation: (n) => n >= 0 }),
     Config.withDefault(defaults.retries)
   ),
-  retryBase: Config.duration("XML2PG_RETRY_BASE").pipe(Config.withDefault(defaults.retryBase)),
-  retryMaxDelay: Config.duration("XML2PG_RETRY_MAX_DELAY").pipe(Config.withDefault(defaults.retryMaxDelay)),
+  retryBaseMillis: positive("XML2PG_RETRY_BASE_MS", defaults.retryBaseMillis),
+  retryMaxDelayMillis: positive("XML2PG_RETRY_MAX_DELAY_MS", defaults.retryMaxDelayMillis),
   rejectsPath: Config.string("XML2PG_REJECTS").pipe(Config.withDefault(defaults.rejectsPath)),
   maxRecordBytes: positive("XML2PG_MAX_RECORD_BYTES", defaults.maxRecordBytes),
-  progressEvery: Config.duration("XML2PG_PROGRESS_EVERY").pipe(Config.withDefault(defaults.progressEvery))
+  progressEveryMillis: positive("XML2PG_PROGRESS_EVERY_MS", defaults.progressEveryMillis)
 } as const
 
 /**

@@ -107,7 +107,11 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     const write = (batch: Batch) =>
       writeBatch(targets, runId, batch).pipe(
         withDbRetry(
-          { retries: settings.retries, base: settings.retryBase, maxDelay: settings.retryMaxDelay },
+          {
+            retries: settings.retries,
+            base: Duration.millis(settings.retryBaseMillis),
+            maxDelay: Duration.millis(settings.retryMaxDelayMillis)
+          },
           () => Effect.sync(() => totals.retries++).pipe(Effect.zipRight(Metric.increment(Metrics.retries)))
         ),
         Metrics.instrumentWrite,
@@ -141,18 +145,18 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     const progress = Effect.suspend(() => {
       const p = input.progress
       const seconds = (performance.now() - started) / 1000
-      const rate = (p.xmlBytes - reportedBytes) / Duration.toSeconds(settings.progressEvery)
+      const rate = (p.xmlBytes - reportedBytes) / (settings.progressEveryMillis / 1000)
       reportedBytes = p.xmlBytes
-      const pct = p.sourceSize ? ` (${((100 * p.sourceBytes) / p.sourceSize).toFixed(1)}%)` : ""
+      const pct = p.sourceSize ? ` (${((100 * p.sourceBytes()) / p.sourceSize).toFixed(1)}%)` : ""
       return Effect.logInfo(
-        `progress: read ${mb(p.sourceBytes)} MB${pct}, ${(rate / 1e6).toFixed(1)} MB/s, records ${p.records}, ` +
+        `progress: read ${mb(p.sourceBytes())} MB${pct}, ${(rate / 1e6).toFixed(1)} MB/s, records ${p.records}, ` +
           `loaded ${totals.rowsLoaded}, rejected ${p.rejects}, batches ${totals.batches}, retries ${totals.retries}, ` +
           `${seconds.toFixed(0)} s`
       )
     })
     yield* progress.pipe(
-      Effect.delay(settings.progressEvery),
-      Effect.repeat(Schedule.spaced(settings.progressEvery)),
+      Effect.delay(settings.progressEveryMillis),
+      Effect.repeat(Schedule.spaced(settings.progressEveryMillis)),
       Effect.forkScoped
     )
     const counts = () => ({
@@ -181,7 +185,7 @@ export const ingestFile = (file: string, options: IngestOptions) =>
       runId,
       state: stopped ? "interrupted" : "done",
       ...totals,
-      sourceBytes: input.progress.sourceBytes,
+      sourceBytes: input.progress.sourceBytes(),
       seconds: (performance.now() - started) / 1000
     }
     return summary

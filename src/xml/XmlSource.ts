@@ -34,7 +34,7 @@ export interface ProducerOptions {
  */
 export interface ReadProgress {
   /** bytes read from the source (compressed bytes for gzip) */
-  sourceBytes: number
+  readonly sourceBytes: () => number
   /** decompressed XML bytes parsed */
   xmlBytes: number
   records: number
@@ -140,19 +140,25 @@ export const openInput = (file: string): Effect.Effect<OpenedInput, ReadError> =
   Effect.try({
     try: (): OpenedInput => {
       if (file === "-") {
-        const progress: ReadProgress = { sourceBytes: 0, xmlBytes: 0, records: 0, rejects: 0, sourceSize: undefined }
-        process.stdin.on("data", (b: Buffer) => {
-          progress.sourceBytes += b.length
-        })
+        const progress: ReadProgress = {
+          sourceBytes: () => progress.xmlBytes,
+          xmlBytes: 0,
+          records: 0,
+          rejects: 0,
+          sourceSize: undefined
+        }
         return { readable: process.stdin, progress }
       }
       const size = fs.statSync(file).size
       const gzip = isGzip(file)
-      const progress: ReadProgress = { sourceBytes: 0, xmlBytes: 0, records: 0, rejects: 0, sourceSize: size }
       const source = fs.createReadStream(file, { highWaterMark: READ_CHUNK })
-      source.on("data", (b) => {
-        progress.sourceBytes += b.length
-      })
+      const progress: ReadProgress = {
+        sourceBytes: () => source.bytesRead,
+        xmlBytes: 0,
+        records: 0,
+        rejects: 0,
+        sourceSize: size
+      }
       if (!gzip) return { readable: source, progress }
       const gunzip = zlib.createGunzip({ chunkSize: READ_CHUNK })
       return { readable: pipeline(source, gunzip, () => {}), progress }

@@ -1,0 +1,61 @@
+/**
+ * The facade an app uses: `init`, `ingest` and `clean` over its own pool and SqlClient.
+ *
+ * @since 0.1.0
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer } from "effect"
+import type { IngestSettings } from "./config/Settings.js"
+import { DatabaseLive, PgPool, type PoolSettings } from "./db/PgPool.js"
+import { cleanStaging, initSchema } from "./db/Staging.js"
+import type { DbError } from "./Errors.js"
+import { type IngestError, ingestFile, type IngestSummary } from "./pipeline/Ingest.js"
+import { makeRejectsFile } from "./pipeline/RejectsFile.js"
+import { GroupsDocument } from "./shape/GroupEvents.js"
+import type { DocumentShape } from "./shape/Shape.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface IngestRequest {
+  readonly files: ReadonlyArray<string>
+  readonly settings: IngestSettings
+  /** completes when the load should stop reading and finish its in-flight batches */
+  readonly stop?: Effect.Effect<void>
+}
+
+/**
+ * The loader for one document shape (groups/events by default).
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Xml2Pg extends Effect.Service<Xml2Pg>()("xml2pg/Xml2Pg", {
+  effect: Effect.gen(function*() {
+    const context = yield* Effect.context<PgPool | SqlClient.SqlClient>()
+    const doc: DocumentShape = GroupsDocument
+    const init = (schema: string): Effect.Effect<void, DbError> =>
+      initSchema(doc, schema).pipe(Effect.provide(context))
+    const clean = (schema: string): Effect.Effect<void, DbError> =>
+      cleanStaging(doc, schema).pipe(Effect.provide(context))
+    const ingest = (request: IngestRequest): Effect.Effect<ReadonlyArray<IngestSummary>, IngestError> =>
+      Effect.gen(function*() {
+        const rejects = yield* makeRejectsFile(request.settings.rejectsPath)
+        return yield* Effect.forEach(request.files, (file) =>
+          ingestFile(file, {
+            doc,
+            settings: request.settings,
+            rejects,
+            ...(request.stop === undefined ? {} : { stop: request.stop })
+          }))
+      }).pipe(Effect.scoped, Effect.provide(context))
+    return { doc, init, clean, ingest } as const
+  })
+}) {
+  /**
+   * The loader with its own pool and SqlClient.
+   */
+  static readonly layer = (settings: PoolSettings) =>
+    Xml2Pg.Default.pipe(Layer.provideMerge(DatabaseLive(settings)))
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+import { ConfigFile, ValidationError } from "@effect/cli"
+import { PlatformConfigProvider } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { Cause, ConfigError, ConfigProvider, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
+import { run } from "./cli/Cli.js"
+import { LoggingLive, parseLogLevel } from "./cli/Logging.js"
+import { ABORT_EXIT_CODE, makeStopSignal, StopSignal } from "./cli/Signals.js"
+import { ConfigurationError } from "./Errors.js"
+
+// Settings: flags > environment > .env > xml2pg.json / xml2pg.ini (keys like `writers`, `batch-rows`).
+const ConfigFileLive = Layer.unwrapEffect(
+  ConfigFile.makeProvider("xml2pg", { formats: ["json", "ini"] }).pipe(
+    Effect.map((provider) =>
+      Layer.setConfigProvider(
+        ConfigProvider.orElse(
+          ConfigProvider.fromEnv(),
+          () => provider.pipe(ConfigProvider.mapInputPath((key) => key.replace(/^XML2PG_/, "").toLowerCase().replace(/_/g, "-")))
+        )
+      )
+    )
+  )
+)
+const ConfigLive = PlatformConfigProvider.layerDotEnvAdd(".env").pipe(Layer.provide(ConfigFileLive))
+
+const logLevel = parseLogLevel(process.env["XML2PG_LOG_LEVEL"] ?? "info") ?? LogLevel.Info
+const stop = makeStopSignal()
+
+const USAGE = 2
+
+const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit)) return typeof process.exitCode === "number" ? process.exitCode : 0
+  if (Cause.isInterruptedOnly(exit.cause)) return ABORT_EXIT_CODE
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isSome(failure)) {
+    const e = failure.value
+    if (ValidationError.isValidationError(e)) return USAGE
+    if (e instanceof ConfigurationError || ConfigError.isConfigError(e)) return USAGE
+  }
+  return 1
+}
+
+const describeFailure = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isNone(failure)) return Cause.pretty(cause)
+  const e = failure.value
+  return e instanceof Error ? e.message : String(e)
+}
+
+const program = run(process.argv).pipe(
+  Effect.tapErrorCause((cause) => {
+    const failure = Cause.failureOption(cause)
+    if (Cause.isInterruptedOnly(cause)) return Effect.void
+    if (Option.exists(failure, ValidationError.isValidationError)) return Effect.void
+    return Effect.logError(`xml2pg: ${describeFailure(cause)}`)
+  }),
+  Effect.provideService(StopSignal, stop.service),
+  Effect.provide(ConfigLive),
+  Effect.provide(NodeContext.layer),
+  Effect.provide(LoggingLive),
+  Logger.withMinimumLogLevel(logLevel)
+)
+
+const fiber = Effect.runFork(program)
+stop.install(fiber, (line) => process.stderr.write(`${line}\n`))
+fiber.addObserver((exit) => {
+  process.exit(exitCodeOf(exit))
+})

@@ -1,0 +1,146 @@
+/**
+ * The command tree. Options fall back to `Config` (environment, `.env`, `xml2pg.json` or
+ * `xml2pg.ini`), so a flag wins over everything else.
+ */
+import { Args, Command, Options } from "@effect/cli"
+import { Config, Console, Effect, Layer, Option, type Redacted } from "effect"
+import { type IngestSettings, SettingConfigs } from "../config/Settings.js"
+import { describeUrl, resolveDatabaseUrl } from "../db/Connection.js"
+import { DatabaseLive } from "../db/PgPool.js"
+import { Xml2Pg } from "../Xml2Pg.js"
+import { dbCommand } from "./DbCommand.js"
+import { generateCommand } from "./GenerateCommand.js"
+import { StopSignal } from "./Signals.js"
+import { summaryTable } from "./Summary.js"
+
+// == connection
+
+const databaseUrl = Options.redacted("database-url").pipe(
+  Options.withDescription("PostgreSQL URL; default: DATABASE_URL or POSTGRES_HOST/PORT/USER/PASSWORD/DB, else embedded"),
+  Options.optional
+)
+const embeddedDir = Options.text("embedded-dir").pipe(
+  Options.withDescription("where the embedded PostgreSQL keeps its data when no database is configured"),
+  Options.withFallbackConfig(Config.string("XML2PG_EMBEDDED_DIR").pipe(Config.withDefault(".xml2pg")))
+)
+const schema = Options.text("schema").pipe(
+  Options.withDescription("schema holding the tables (env XML2PG_SCHEMA)"),
+  Options.withFallbackConfig(SettingConfigs.schema)
+)
+const connection = { databaseUrl, embeddedDir, schema }
+
+interface ConnectionOptions {
+  readonly databaseUrl: Option.Option<Redacted.Redacted<string>>
+  readonly embeddedDir: string
+}
+
+const databaseLayer = (o: ConnectionOptions, maxConnections: number) =>
+  Layer.unwrapScoped(Effect.gen(function*() {
+    const target = Option.isSome(o.databaseUrl)
+      ? { url: o.databaseUrl.value, embedded: false }
+      : yield* resolveDatabaseUrl({ embeddedDir: o.embeddedDir })
+    yield* Effect.logInfo(`database: ${describeUrl(target.url)}${target.embedded ? " (embedded)" : ""}`)
+    return Xml2Pg.Default.pipe(Layer.provideMerge(DatabaseLive({ url: target.url, maxConnections })))
+  }))
+
+const withDatabase = <Name extends string, R, E, A extends ConnectionOptions>(
+  self: Command.Command<Name, R, E, A>,
+  connections: (a: A) => number = () => 2
+) => Command.provide(self, (a: A) => databaseLayer(a, connections(a)))
+
+// == commands
+
+const initCommand = withDatabase(
+  Command.make("init", connection, ({ schema }) =>
+    Effect.gen(function*() {
+      const loader = yield* Xml2Pg
+      yield* loader.init(schema)
+      yield* Effect.logInfo(`schema ${schema} is ready`)
+    })).pipe(Command.withDescription("Create the staging, final and bookkeeping tables (idempotent)."))
+)
+
+const cleanCommand = withDatabase(
+  Command.make("clean", connection, ({ schema }) =>
+    Effect.gen(function*() {
+      const loader = yield* Xml2Pg
+      yield* loader.clean(schema)
+      yield* Effect.logInfo(`staging tables in ${schema} emptied`)
+    })).pipe(Command.withDescription("Empty the staging tables, the batch ledger and the rejects table."))
+)
+
+const positive = (name: string, description: string, fallback: Config.Config<number>) =>
+  Options.integer(name).pipe(
+    Options.withDescription(description),
+    Options.withFallbackConfig(fallback),
+    Options.filterMap((n) => (n > 0 ? Option.some(n) : Option.none()), `--${name} must be a positive integer`)
+  )
+
+const ingestOptions = {
+  ...connection,
+  writers: positive("writers", "concurrent COPY writers (env XML2PG_WRITERS)", SettingConfigs.writers).pipe(
+    Options.withAlias("w")
+  ),
+  queueSize: positive("queue-size", "batches parsed ahead of the writers", SettingConfigs.queueSize),
+  batchRows: positive("batch-rows", "rows per batch at most", SettingConfigs.batchRows),
+  batchBytes: positive("batch-bytes", "approximate encoded bytes per batch at most", SettingConfigs.batchBytes),
+  retries: Options.integer("retries").pipe(
+    Options.withDescription("retries of a batch after a transient database error"),
+    Options.withFallbackConfig(SettingConfigs.retries)
+  ),
+  retryBase: positive("retry-base", "first retry delay in ms (doubles, with jitter)", SettingConfigs.retryBaseMillis),
+  retryMaxDelay: positive("retry-max-delay", "cap on one retry delay in ms", SettingConfigs.retryMaxDelayMillis),
+  rejects: Options.text("rejects").pipe(
+    Options.withDescription("NDJSON file rejected records are appended to"),
+    Options.withFallbackConfig(SettingConfigs.rejectsPath)
+  ),
+  maxRecordBytes: positive("max-record-bytes", "reject a record larger than this", SettingConfigs.maxRecordBytes),
+  progressEvery: positive("progress-every", "ms between progress lines", SettingConfigs.progressEveryMillis),
+  files: Args.text({ name: "file" }).pipe(
+    Args.withDescription("XML file (plain or gzip), or - for stdin"),
+    Args.atLeast(1)
+  )
+}
+
+const ingestCommand = withDatabase(
+  Command.make("ingest", ingestOptions, (o) =>
+    Effect.gen(function*() {
+      const loader = yield* Xml2Pg
+      const stop = yield* StopSignal
+      const settings: IngestSettings = {
+        schema: o.schema,
+        writers: o.writers,
+        queueSize: o.queueSize,
+        batchRows: o.batchRows,
+        batchBytes: o.batchBytes,
+        retries: o.retries,
+        retryBaseMillis: o.retryBase,
+        retryMaxDelayMillis: o.retryMaxDelay,
+        rejectsPath: o.rejects,
+        maxRecordBytes: o.maxRecordBytes,
+        progressEveryMillis: o.progressEvery
+      }
+      const summaries = yield* stop.graceful(loader.ingest({ files: o.files, settings, stop: stop.requested }))
+      yield* Console.error(summaryTable(summaries))
+      const rejected = summaries.some((s) => s.rejected > 0)
+      if (summaries.some((s) => s.state === "interrupted")) {
+        yield* Effect.logWarning("stopped before the end of input; what was committed stays in staging")
+        yield* setExitCode(130)
+      } else if (rejected) {
+        yield* Effect.logWarning(`some records were rejected; see ${o.rejects}`)
+        yield* setExitCode(3)
+      }
+    })).pipe(Command.withDescription("Stream XML files into the staging tables.")),
+  (o) => o.writers + 2
+)
+
+const setExitCode = (code: number) =>
+  Effect.sync(() => {
+    process.exitCode = code
+  })
+
+const root = Command.make("xml2pg").pipe(
+  Command.withDescription("Stream XML files of any size into PostgreSQL."),
+  Command.withSubcommands([initCommand, ingestCommand, cleanCommand, generateCommand, dbCommand])
+)
+
+export const run = Command.run(root, { name: "xml2pg", version: "0.1.0" })
