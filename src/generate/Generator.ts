@@ -852,7 +852,7 @@ export const writeSample = Effect.fn("Generator.writeSample")(
           highWaterMark: 1 << 20
         })
         const file = createWriteStream(path, { highWaterMark: 1 << 20 })
-        if (path.endsWith(".gz")) await pipeline(source, createGzip({ level: 6 }), file, { signal })
+        if (path.endsWith(".gz")) await pipeline(source, createGzip(), file, { signal })
         else await pipeline(source, file, { signal })
         return file.bytesWritten
       },

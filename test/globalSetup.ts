@@ -1,0 +1,41 @@
+/**
+ * Tests talk to a real PostgreSQL: the configured one (DATABASE_URL or POSTGRES_*), else
+ * an embedded server started once for the whole run. Each test file then works in its own
+ * throw-away schema (see utils.ts).
+ */
+import { ConfigProvider, Effect, Exit, Option, Redacted, Scope } from "effect"
+import * as os from "node:os"
+import * as path from "node:path"
+import type { TestProject } from "vitest/node"
+import { ConnectionConfig } from "../src/db/Connection.js"
+import { startEmbedded } from "../src/db/Embedded.js"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    databaseUrl: string
+    embedded: boolean
+  }
+}
+
+let scope: Scope.CloseableScope | undefined
+
+export async function setup(project: TestProject) {
+  const configured = await Effect.runPromise(
+    ConnectionConfig.pipe(Effect.withConfigProvider(ConfigProvider.fromEnv()))
+  )
+  if (Option.isSome(configured)) {
+    project.provide("databaseUrl", Redacted.value(configured.value))
+    project.provide("embedded", false)
+    return
+  }
+  scope = Effect.runSync(Scope.make())
+  const url = await Effect.runPromise(
+    startEmbedded({ dir: path.join(os.tmpdir(), "xml2pg-test-embedded") }).pipe(Scope.extend(scope))
+  )
+  project.provide("databaseUrl", Redacted.value(url))
+  project.provide("embedded", true)
+}
+
+export async function teardown() {
+  if (scope !== undefined) await Effect.runPromise(Scope.close(scope, Exit.void))
+}

@@ -1,0 +1,107 @@
+import { SqlClient } from "@effect/sql"
+import { Effect, Layer, Redacted } from "effect"
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { inject } from "vitest"
+import { defaults, type IngestSettings } from "../src/config/Settings.js"
+import { qualify, quoteIdent } from "../src/db/Identifiers.js"
+import { canonicalTimestamp, type GenerateOptions, generateGroups, renderXml } from "../src/generate/Generator.js"
+import { Xml2Pg } from "../src/Xml2Pg.js"
+
+export const databaseUrl = (): Redacted.Redacted<string> => Redacted.make(inject("databaseUrl"))
+
+/** A fresh schema name per test file; `process.pid` alone collides under worker threads. */
+export const newSchema = (): string => `t_${randomUUID().slice(0, 8)}`
+
+/**
+ * The loader over a real database, with `schema` created by `init` and dropped when the
+ * layer is released.
+ */
+export const TestLoader = (schema: string) =>
+  Layer.scopedDiscard(Effect.gen(function*() {
+    const loader = yield* Xml2Pg
+    const sql = yield* SqlClient.SqlClient
+    yield* loader.init(schema)
+    yield* Effect.addFinalizer(() => sql.unsafe(`drop schema if exists ${quoteIdent(schema)} cascade`).pipe(Effect.orDie))
+  })).pipe(Layer.provideMerge(Xml2Pg.layer({ url: databaseUrl(), maxConnections: 8 })))
+
+export const tmpDir = (): string => fs.mkdtempSync(path.join(os.tmpdir(), "xml2pg-"))
+
+export const settingsFor = (schema: string, dir: string, overrides: Partial<IngestSettings> = {}): IngestSettings => ({
+  ...defaults,
+  schema,
+  rejectsPath: path.join(dir, "rejects.ndjson"),
+  progressEveryMillis: 60_000,
+  retryBaseMillis: 20,
+  retryMaxDelayMillis: 200,
+  ...overrides
+})
+
+export const writeXml = (file: string, options: GenerateOptions): void => {
+  fs.writeFileSync(file, Array.from(renderXml(options)).join(""))
+}
+
+const utc = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`
+
+export interface GroupRow {
+  readonly group_id: string
+  readonly code: string
+  readonly name: string
+  readonly description: string | null
+  readonly created_at: string
+}
+export interface EventRow {
+  readonly event_id: string
+  readonly group_id: string
+  readonly type: string
+  readonly occurred_at: string
+  readonly severity: number | null
+  readonly source: string | null
+  readonly payload: string | null
+}
+
+/** Staging rows of `runId` in file order, with timestamps as UTC text. */
+export const stagedRows = (schema: string, runId: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const groups = yield* sql.unsafe<GroupRow>(
+      `select group_id::text, code, name, description, ${utc("created_at")} as created_at
+       from ${qualify(schema, "stg_group_event")} where run_id = $1 order by ord`,
+      [runId]
+    )
+    const events = yield* sql.unsafe<EventRow>(
+      `select event_id::text, group_id::text, type, ${utc("occurred_at")} as occurred_at, severity, source, payload
+       from ${qualify(schema, "stg_event")} where run_id = $1 order by ord`,
+      [runId]
+    )
+    return { groups, events }
+  })
+
+/** What the generator says the staging tables must hold, in the same form as `stagedRows`. */
+export const expectedRows = (options: GenerateOptions) => {
+  const groups: Array<GroupRow> = []
+  const events: Array<EventRow> = []
+  for (const g of generateGroups(options)) {
+    groups.push({
+      group_id: g.group_id,
+      code: g.code,
+      name: g.name,
+      description: g.description,
+      created_at: canonicalTimestamp(g.created_at)
+    })
+    for (const e of g.events) {
+      events.push({
+        event_id: e.event_id,
+        group_id: e.group_id,
+        type: e.type,
+        occurred_at: canonicalTimestamp(e.occurred_at),
+        severity: e.severity === null ? null : Number(e.severity),
+        source: e.source,
+        payload: e.payload
+      })
+    }
+  }
+  return { groups, events }
+}
