@@ -359,13 +359,15 @@ const ensureDatabase = (port: number): Effect.Effect<void, DbError> =>
 const permissionHint = (dataDir: string): Effect.Effect<string> =>
   Effect.promise(async () => {
     if (!isRoot()) return ""
-    for (let current = Path.dirname(dataDir);; current = Path.dirname(current)) {
+    let current = dataDir
+    while (Path.dirname(current) !== current) {
+      current = Path.dirname(current)
       const stat = await Fs.stat(current).catch(() => undefined)
       if (stat !== undefined && (stat.mode & 0o001) === 0) {
         return ` (hint: the server runs as user "postgres", which cannot enter ${current}; use another --dir or chmod o+x it)`
       }
-      if (Path.dirname(current) === current) return ""
     }
+    return ""
   })
 
 // == start
@@ -437,7 +439,7 @@ export const startEmbedded = (options: {
         }).pipe(
           Effect.catchAll((cause) =>
             Effect.flatMap(permissionHint(dataDir), (hint) =>
-              Effect.fail(dbError("initialise embedded server", `${causeMessage(cause)}${hint}`)))
+              Effect.fail(dbError("initialise embedded server", `${causeMessage(cause).trim()}${hint}`)))
           ),
           Effect.timed
         )
@@ -453,7 +455,7 @@ export const startEmbedded = (options: {
         ),
         Effect.catchAll((error) =>
           Effect.flatMap(permissionHint(dataDir), (hint) =>
-            Effect.fail(hint === "" ? error : dbError("start embedded server", `${error.message}${hint}`)))
+            Effect.fail(hint === "" ? error : dbError("start embedded server", `${error.message.trim()}${hint}`)))
         )
       )
       yield* ensureDatabase(port)
