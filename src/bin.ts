@@ -9,19 +9,18 @@ import { ABORT_EXIT_CODE, makeStopSignal, StopSignal } from "./cli/Signals.js"
 import { ConfigurationError } from "./Errors.js"
 
 // Settings: flags > environment > .env > xml2pg.json / xml2pg.ini (keys like `writers`, `batch-rows`).
-const ConfigFileLive = Layer.unwrapEffect(
-  ConfigFile.makeProvider("xml2pg", { formats: ["json", "ini"] }).pipe(
-    Effect.map((provider) =>
-      Layer.setConfigProvider(
-        ConfigProvider.orElse(
-          ConfigProvider.fromEnv(),
-          () => provider.pipe(ConfigProvider.mapInputPath((key) => key.replace(/^XML2PG_/, "").toLowerCase().replace(/_/g, "-")))
-        )
-      )
-    )
+const ConfigLive = Layer.unwrapEffect(Effect.gen(function*() {
+  const file = yield* ConfigFile.makeProvider("xml2pg", { formats: ["json", "ini"] })
+  const dotEnv = yield* PlatformConfigProvider.fromDotEnv(".env").pipe(
+    Effect.orElseSucceed(() => ConfigProvider.fromMap(new Map()))
   )
-)
-const ConfigLive = PlatformConfigProvider.layerDotEnvAdd(".env").pipe(Layer.provide(ConfigFileLive))
+  const fileKeys = file.pipe(
+    ConfigProvider.mapInputPath((key) => key.replace(/^XML2PG_/, "").toLowerCase().replace(/_/g, "-"))
+  )
+  return Layer.setConfigProvider(
+    ConfigProvider.fromEnv().pipe(ConfigProvider.orElse(() => dotEnv), ConfigProvider.orElse(() => fileKeys))
+  )
+}))
 
 const logLevel = parseLogLevel(process.env["XML2PG_LOG_LEVEL"] ?? "info") ?? LogLevel.Info
 const stop = makeStopSignal()

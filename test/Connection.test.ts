@@ -76,7 +76,10 @@ describe("ConnectionConfig", () => {
           await client.connect()
           return client
         }),
-        (client) => Effect.promise(() => client.query<{ db: string; usr: string }>("select current_database() db, current_user usr")),
+        (client) =>
+          Effect.promise(() =>
+            client.query<{ db: string; usr: string }>("select current_database() db, current_user usr")
+          ),
         (client) => Effect.promise(() => client.end())
       )
       assert.deepStrictEqual(rows.rows, [{ db: "test", usr: "root" }])
@@ -117,7 +120,10 @@ describe("describeUrl", () => {
   it("drops the password", () => {
     const url = Redacted.make(`postgres://we%40ird:${encodeURIComponent(secret)}@db.example:6543/app`)
     assert.strictEqual(describeUrl(url), "postgres://we@ird@db.example:6543/app")
-    assert.strictEqual(describeUrl(Redacted.make("postgresql://root@localhost/test")), "postgresql://root@localhost:5432/test")
+    assert.strictEqual(
+      describeUrl(Redacted.make("postgresql://root@localhost/test")),
+      "postgresql://root@localhost:5432/test"
+    )
     assert.strictEqual(describeUrl(Redacted.make("garbage sekrit")), "<invalid database URL>")
     assert.notInclude(String(url), "p@ss")
   })

@@ -27,7 +27,8 @@ const query = <A extends Record<string, unknown>>(url: Redacted.Redacted<string>
       },
       catch: (cause) => cause
     }),
-    (client) => Effect.tryPromise({ try: () => client.query<A>(sql).then((result) => result.rows), catch: (cause) => cause }),
+    (client) =>
+      Effect.tryPromise({ try: () => client.query<A>(sql).then((result) => result.rows), catch: (cause) => cause }),
     (client) => Effect.promise(() => client.end())
   )
 

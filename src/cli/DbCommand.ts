@@ -8,7 +8,7 @@ import { Console, Effect } from "effect"
 import { embeddedPsqlCommand, startEmbedded } from "../db/Embedded.js"
 
 const dir = Options.directory("dir").pipe(
-  Options.withDescription("directory of the embedded server's data (created on first use)"),
+  Options.withDescription("directory of the embedded server's data, created on first use (default .xml2pg)"),
   Options.withDefault(".xml2pg")
 )
 

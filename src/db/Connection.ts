@@ -31,10 +31,14 @@ const isPostgresUrl = (value: string): boolean => {
   }
 }
 
-const validateUrl = (url: Redacted.Redacted<string>): Either.Either<Redacted.Redacted<string>, ConfigError.ConfigError> =>
+const validateUrl = (
+  url: Redacted.Redacted<string>
+): Either.Either<Redacted.Redacted<string>, ConfigError.ConfigError> =>
   isPostgresUrl(Redacted.value(url))
     ? Either.right(url)
-    : Either.left(ConfigError.InvalidData(["DATABASE_URL"], `DATABASE_URL is not a valid PostgreSQL URL (expected ${exampleUrl})`))
+    : Either.left(
+      ConfigError.InvalidData(["DATABASE_URL"], `DATABASE_URL is not a valid PostgreSQL URL (expected ${exampleUrl})`)
+    )
 
 const parsePort = (raw: string): Either.Either<number, ConfigError.ConfigError> => {
   const port = /^\d{1,5}$/.test(raw.trim()) ? Number(raw.trim()) : Number.NaN
@@ -84,7 +88,9 @@ const fromParts = (parts: Parts): Either.Either<Option.Option<Redacted.Redacted<
       const url = buildUrl(parts, port)
       return isPostgresUrl(Redacted.value(url))
         ? Either.right(Option.some(url))
-        : Either.left(ConfigError.InvalidData(["POSTGRES_HOST"], "POSTGRES_* settings do not form a valid PostgreSQL URL"))
+        : Either.left(
+          ConfigError.InvalidData(["POSTGRES_HOST"], "POSTGRES_* settings do not form a valid PostgreSQL URL")
+        )
     })
   )
 }

@@ -46,7 +46,8 @@ export const embeddedPsqlCommand = (url: Redacted.Redacted<string>): string =>
 const embeddedUrl = (port: number): Redacted.Redacted<string> =>
   Redacted.make(`postgres://${user}:${password}@${host}:${port}/${database}`)
 
-const dbError = (op: string, message: string): DbError => new DbError({ op, sqlState: undefined, cause: new Error(message) })
+const dbError = (op: string, message: string): DbError =>
+  new DbError({ op, sqlState: undefined, cause: new Error(message) })
 
 const isRoot = (): boolean => process.getuid?.() === 0
 
@@ -171,7 +172,10 @@ const choosePort = (dir: string, requested: number | undefined): Effect.Effect<n
         onNone: () => Effect.fail(dbError("start embedded server", "no free TCP port on 127.0.0.1"))
       }))
     )
-    yield* Effect.tryPromise({ try: () => Fs.writeFile(portFile, `${port}\n`), catch: toDbError("write embedded port") })
+    yield* Effect.tryPromise({
+      try: () => Fs.writeFile(portFile, `${port}\n`),
+      catch: toDbError("write embedded port")
+    })
     return port
   })
 
@@ -300,9 +304,15 @@ const launch = (
         ))
       return child.pid === undefined
         ? Effect.succeed(Option.none<Owned>())
-        : Effect.map(own(dir, { pid: child.pid, running: childRunning(child), exited: childExited(child) }), Option.some)
+        : Effect.map(
+          own(dir, { pid: child.pid, running: childRunning(child), exited: childExited(child) }),
+          Option.some
+        )
     })
-    yield* Effect.acquireRelease(spawnServer, Option.match({ onNone: () => Effect.void, onSome: (owned) => stopOwned(dir, owned) }))
+    yield* Effect.acquireRelease(
+      spawnServer,
+      Option.match({ onNone: () => Effect.void, onSome: (owned) => stopOwned(dir, owned) })
+    )
     yield* Deferred.await(ready).pipe(
       Effect.timeoutFail({
         duration: startTimeout,
@@ -339,7 +349,8 @@ const awaitConnectable = (running: Running): Effect.Effect<void, DbError> =>
     Effect.mapError((error) =>
       dbError(
         "connect to embedded server",
-        `postmaster.pid names the live process ${running.pid}, but port ${running.port} does not answer: ${error.message}`
+        `postmaster.pid names the live process ${running.pid}, ` +
+          `but port ${running.port} does not answer: ${error.message}`
       )
     ),
     Effect.asVoid
@@ -364,7 +375,8 @@ const permissionHint = (dataDir: string): Effect.Effect<string> =>
       current = Path.dirname(current)
       const stat = await Fs.stat(current).catch(() => undefined)
       if (stat !== undefined && (stat.mode & 0o001) === 0) {
-        return ` (hint: the server runs as user "postgres", which cannot enter ${current}; use another --dir or chmod o+x it)`
+        return ` (hint: the server runs as user "postgres", which cannot enter ${current}; ` +
+          "use another --dir or chmod o+x it)"
       }
     }
     return ""
@@ -408,7 +420,10 @@ export const startEmbedded = (options: {
         if (line.trim() !== "") runFork(Effect.logDebug(line.trim()).pipe(Effect.annotateLogs("source", source)))
       }
     }
-    yield* Effect.tryPromise({ try: () => Fs.mkdir(dir, { recursive: true }), catch: toDbError("create embedded directory") })
+    yield* Effect.tryPromise({
+      try: () => Fs.mkdir(dir, { recursive: true }),
+      catch: toDbError("create embedded directory")
+    })
 
     const start = Effect.gen(function*() {
       const running = yield* runningServer(dataDir)
@@ -417,7 +432,8 @@ export const startEmbedded = (options: {
         yield* ensureDatabase(running.value.port)
         const adopted = !(yield* hasLiveOwner(dir))
         if (adopted) yield* adopt(dir, running.value.pid)
-        return { port: running.value.port, reused: Option.some({ pid: running.value.pid, adopted }), initialised: false }
+        const reused = Option.some({ pid: running.value.pid, adopted })
+        return { port: running.value.port, reused, initialised: false }
       }
       const binaries = yield* loadBinaries
       const initialised = !(yield* exists(Path.join(dataDir, "PG_VERSION")))

@@ -75,7 +75,12 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     const runId = yield* startRun(settings.schema, {
       file,
       fileSize: input.progress.sourceSize,
-      settings: { batchRows: settings.batchRows, batchBytes: settings.batchBytes, writers: settings.writers }
+      settings: {
+        batchRows: settings.batchRows,
+        batchBytes: settings.batchBytes,
+        writers: settings.writers,
+        queueSize: settings.queueSize
+      }
     })
     yield* Effect.logInfo(`run ${runId}: loading ${file}`)
     const targets = copyTargets(doc, settings.schema)

@@ -201,6 +201,7 @@ export class RecordParser {
   private openRecord(rec: Compiled, tag: SaxesTagPlain, depth: number): void {
     const values: Array<string | null> = new Array(rec.shape.columns.length).fill(null)
     const attributes = tag.attributes
+    if (this.stack.length === 0) this.recordChars = 0
     for (const [name, column] of rec.attributes) {
       const v = attributes[name]
       if (v !== undefined) {
@@ -208,7 +209,6 @@ export class RecordParser {
         this.recordChars += v.length
       }
     }
-    if (this.stack.length === 0) this.recordChars = 0
     this.stack.push({
       rec,
       values,

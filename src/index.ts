@@ -1,0 +1,29 @@
+/**
+ * xml2pg as a library: stream XML of any size into PostgreSQL from your own Effect app.
+ *
+ * @since 0.1.0
+ */
+export { defaults, IngestConfig, type IngestSettings, SettingConfigs } from "./config/Settings.js"
+export { ConnectionConfig, describeUrl, resolveDatabaseUrl } from "./db/Connection.js"
+export { startEmbedded } from "./db/Embedded.js"
+export { DatabaseLive, PgPool, type PoolSettings, SqlFromPool } from "./db/PgPool.js"
+export { isTransient, retryPolicy, type RetrySettings } from "./db/Retry.js"
+export { cleanStaging, initSchema, schemaStatements } from "./db/Staging.js"
+export { ConfigurationError, DbError, ReadError, RejectsWriteError, XmlParseError } from "./Errors.js"
+export { canonicalTimestamp, type GenerateOptions, generateGroups, renderXml, writeSample } from "./generate/Generator.js"
+export * as Metrics from "./metrics/Metrics.js"
+export type { Batch, BatchLimits } from "./pipeline/Batch.js"
+export { type IngestError, ingestFile, type IngestOptions, type IngestSummary } from "./pipeline/Ingest.js"
+export { Event, Group, GroupsDocument } from "./shape/GroupEvents.js"
+export {
+  attribute,
+  child,
+  type Column,
+  type DocumentShape,
+  parentKey,
+  type RecordShape,
+  recordShapes,
+  ValueType
+} from "./shape/Shape.js"
+export type { Reject } from "./xml/RecordParser.js"
+export { type IngestRequest, Xml2Pg } from "./Xml2Pg.js"

@@ -1,0 +1,196 @@
+import { assert, describe, it } from "@effect/vitest"
+import { spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import pg from "pg"
+import { afterAll, beforeAll, inject } from "vitest"
+import { newSchema, tmpDir, writeXml } from "./utils.js"
+
+const bin = path.resolve("dist/bin.js")
+const url = inject("databaseUrl")
+const schema = newSchema()
+const dir = tmpDir()
+
+/** The environment of a user who configured only DATABASE_URL. */
+const baseEnv = (): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: url }
+  return env
+}
+
+const xml2pg = (args: ReadonlyArray<string>, options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) => {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    env: options.env ?? baseEnv(),
+    cwd: options.cwd ?? dir,
+    encoding: "utf8",
+    timeout: 120_000
+  })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+const query = async <T extends pg.QueryResultRow>(text: string, values: Array<unknown> = []) => {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    return (await client.query<T>(text, values)).rows
+  } finally {
+    await client.end()
+  }
+}
+
+beforeAll(() => {
+  assert.isTrue(fs.existsSync(bin), "dist/bin.js is missing: run `npm run build` (npm test does)")
+})
+afterAll(async () => {
+  await query(`drop schema if exists "${schema}" cascade`)
+})
+
+describe("xml2pg CLI", () => {
+  it("prints help for every command", () => {
+    for (const command of [[], ["init"], ["ingest"], ["clean"], ["generate"], ["db"]]) {
+      const r = xml2pg([...command, "--help"])
+      assert.strictEqual(r.code, 0, `${command.join(" ")} --help: ${r.stderr}`)
+      assert.include(r.stdout, "USAGE")
+    }
+    assert.include(xml2pg(["ingest", "--help"]).stdout, "--batch-rows")
+  })
+
+  it("init is idempotent", () => {
+    for (let i = 0; i < 2; i++) {
+      const r = xml2pg(["init", "--schema", schema])
+      assert.strictEqual(r.code, 0, r.stderr)
+      assert.include(r.stderr, `schema ${schema} is ready`)
+    }
+  })
+
+  it("bad usage exits 2 and says what is wrong", () => {
+    const noFile = xml2pg(["ingest", "--schema", schema])
+    assert.strictEqual(noFile.code, 2)
+    const badWriters = xml2pg(["ingest", "--schema", schema, "--writers", "0", "x.xml"])
+    assert.strictEqual(badWriters.code, 2)
+    assert.include(badWriters.stdout + badWriters.stderr, "--writers must be a positive integer")
+    const notANumber = xml2pg(["ingest", "--schema", schema, "--batch-rows", "lots", "x.xml"])
+    assert.strictEqual(notANumber.code, 2)
+    const badEnv = xml2pg(["ingest", "--schema", schema, "x.xml"], { env: { ...baseEnv(), XML2PG_WRITERS: "many" } })
+    assert.strictEqual(badEnv.code, 2)
+  })
+
+  it("ingests a clean file: exit 0, summary on stderr, nothing on stdout", async () => {
+    const file = path.join(dir, "clean.xml")
+    writeXml(file, { groups: 300, eventsPerGroup: 2, seed: 3 })
+    const r = xml2pg(["ingest", "--schema", schema, "--batch-rows", "100", file])
+    assert.strictEqual(r.code, 0, r.stderr)
+    assert.strictEqual(r.stdout, "")
+    assert.match(r.stderr, /rows stg_group_event\s+300\n/)
+    assert.match(r.stderr, /rows stg_event\s+600\n/)
+    const [run] = await query<{ state: string; rows_loaded: string }>(
+      `select state, rows_loaded::text from "${schema}".xml2pg_run where file = $1`,
+      [file]
+    )
+    assert.deepStrictEqual(run, { state: "done", rows_loaded: "900" })
+  })
+
+  it("exits 3 when records were rejected, and writes the rejects file", () => {
+    const file = path.join(dir, "rejects.xml")
+    const xml = `<groups><group id="1" code="a" created_at="2026-01-01T00:00:00Z"><name/></group>` +
+      `<group id="x" code="b" created_at="2026-01-01T00:00:00Z"><name/></group></groups>`
+    fs.writeFileSync(file, xml)
+    const rejects = path.join(dir, "r.ndjson")
+    const r = xml2pg(["ingest", "--schema", schema, "--rejects", rejects, file])
+    assert.strictEqual(r.code, 3, r.stderr)
+    assert.match(r.stderr, /group: bad attribute id\s+1\n/)
+    const lines = fs.readFileSync(rejects, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    assert.deepStrictEqual(lines, [{
+      file,
+      offset: xml.indexOf(`<group id="x"`),
+      element: "group",
+      id: "x",
+      reason: `bad attribute id: "x" not an id in 1..2^63-1`,
+      ord: 2
+    }])
+  })
+
+  it("exits 1 with a clear message when the input cannot be read", () => {
+    const r = xml2pg(["ingest", "--schema", schema, path.join(dir, "missing.xml")])
+    assert.strictEqual(r.code, 1)
+    assert.include(r.stderr, "cannot read")
+    assert.include(r.stderr, "missing.xml: ENOENT")
+    assert.notInclude(r.stderr, "    at ")
+  })
+
+  it("never prints the password, even when the connection fails", () => {
+    const secret = "s3cr3t-Pa55"
+    const r = xml2pg(["init", "--schema", schema], {
+      env: { ...baseEnv(), DATABASE_URL: `postgres://nobody:${secret}@127.0.0.1:1/nowhere` }
+    })
+    assert.strictEqual(r.code, 1)
+    assert.include(r.stderr, "connect")
+    assert.notInclude(r.stderr + r.stdout, secret)
+  })
+
+  it("settings: flag beats env beats .env beats xml2pg.json", async () => {
+    const cwd = tmpDir()
+    const file = path.join(cwd, "s.xml")
+    writeXml(file, { groups: 10, eventsPerGroup: 1, seed: 1 })
+    fs.writeFileSync(path.join(cwd, "xml2pg.json"), JSON.stringify({ "batch-rows": 11, writers: 1, "queue-size": 7 }))
+    fs.writeFileSync(path.join(cwd, ".env"), "XML2PG_BATCH_ROWS=22\nXML2PG_WRITERS=3\n")
+    const r = xml2pg(["ingest", "--schema", schema, "--writers", "4", file], {
+      cwd,
+      env: { ...baseEnv(), XML2PG_BATCH_ROWS: "33" }
+    })
+    assert.strictEqual(r.code, 0, r.stderr)
+    const [run] = await query<{ settings: Record<string, number> }>(
+      `select settings from "${schema}".xml2pg_run where file = $1`,
+      [file]
+    )
+    assert.deepStrictEqual(run!.settings, { batchRows: 33, batchBytes: 4194304, writers: 4, queueSize: 7 })
+  })
+
+  it("Ctrl-C stops reading, finishes in-flight batches, prints the summary and exits non-zero", async () => {
+    const file = path.join(dir, "big.xml")
+    writeXml(file, { groups: 60_000, eventsPerGroup: 3, seed: 9 })
+    const child = spawn(process.execPath, [bin, "ingest", "--schema", schema, "--batch-rows", "2000", "--writers", "1", file], {
+      env: baseEnv(),
+      cwd: dir
+    })
+    let stderr = ""
+    child.stderr.on("data", (b) => (stderr += b))
+    const runId = await waitFor(async () => {
+      const rows = await query<{ run_id: number }>(
+        `select r.run_id from "${schema}".xml2pg_run r join "${schema}".xml2pg_batch b using (run_id)
+         where r.file = $1 limit 1`,
+        [file]
+      )
+      return rows[0]?.run_id
+    })
+    child.kill("SIGINT")
+    const code = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)))
+    assert.strictEqual(code, 130, stderr)
+    assert.include(stderr, "stopping after in-flight batches")
+    assert.match(stderr, /run\s+\d+ \(interrupted\)/)
+    const [state] = await query<{ state: string }>(`select state from "${schema}".xml2pg_run where run_id = $1`, [runId])
+    assert.strictEqual(state!.state, "interrupted")
+    // every committed batch is whole: staged rows per batch equal the ledger's counts
+    const mismatched = await query(
+      `select b.batch_seq from "${schema}".xml2pg_batch b
+       left join (select batch_seq, count(*) n from "${schema}".stg_event where run_id = $1 group by 1) e using (batch_seq)
+       where b.run_id = $1 and coalesce(e.n, 0) <> (b.row_counts->>'stg_event')::int`,
+      [runId]
+    )
+    assert.deepStrictEqual(mismatched, [])
+    const [{ loaded }] = (await query<{ loaded: number }>(
+      `select count(*)::int loaded from "${schema}".stg_event where run_id = $1`,
+      [runId]
+    )) as [{ loaded: number }]
+    assert.isBelow(loaded, 180_000)
+  })
+})
+
+const waitFor = async <A>(probe: () => Promise<A | undefined>, timeoutMs = 60_000): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const value = await probe().catch(() => undefined)
+    if (value !== undefined) return value
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error("timed out waiting")
+}
