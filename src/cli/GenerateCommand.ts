@@ -8,7 +8,7 @@ const nonNegative = (flag: string) =>
     `--${flag} must be a non-negative integer`
   )
 
-const out = Options.file("out").pipe(
+const out = Options.text("out").pipe(
   Options.withAlias("o"),
   Options.withDescription("file to write; gzip-compressed when it ends in .gz"),
   Options.withDefault("data/sample.xml")

@@ -47,7 +47,7 @@ export const transactionClient = Effect.gen(function*() {
  * Streams `chunks` into `COPY … FROM STDIN`, yielding to the event loop between chunks.
  * Interruption sends CopyFail and waits (bounded) for the server to acknowledge it.
  */
-export const copyIn = (client: Pg.PoolClient, sql: string, chunks: ReadonlyArray<string>) =>
+export const copyIn = (client: Pg.PoolClient, sql: string, chunks: ReadonlyArray<Buffer | string>) =>
   Effect.async<number, DbError>((resume) => {
     const stream = client.query(copyFrom(sql))
     let settled = false

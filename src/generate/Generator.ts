@@ -479,12 +479,7 @@ const UNKNOWN_ATTRS: ReadonlyArray<Attr> = [
 const SPACES = [" ", "  ", "\n      ", "\t", "\n\t"] as const
 const EQUALS = ["=", " = ", "=\n  ", "\t="] as const
 
-const renderAttrs = (rng: Rng, attrs: Array<Attr>, edgy: boolean): string => {
-  if (!edgy) {
-    let out = ""
-    for (const a of attrs) out += plainAttr(a.name, a.value)
-    return out
-  }
+const renderAttrs = (rng: Rng, attrs: Array<Attr>): string => {
   const all = attrs.slice()
   if (rng.chance(0.3)) all.splice(rng.int(all.length + 1), 0, rng.pick(UNKNOWN_ATTRS))
   if (rng.chance(0.4)) {
@@ -635,7 +630,7 @@ const renderEvent = (rng: Rng, eventSeq: number, groupId: string, groupMs: numbe
   if (rng.chance(0.3)) children.reverse()
   if (rng.chance(0.25)) children.splice(rng.int(children.length + 1), 0, rng.pick(eventUnknownChildren))
   const oneLine = rng.chance(0.3)
-  let xml = `    <event${renderAttrs(rng, attrs, true)}`
+  let xml = `    <event${renderAttrs(rng, attrs)}`
   if (children.length === 0) xml += rng.chance(0.5) ? "/>\n" : "></event>\n"
   else if (oneLine) xml += `>${children.join("")}</event>\n`
   else xml += `>\n${children.map((c) => `      ${c}\n`).join("")}    </event>\n`
@@ -733,7 +728,7 @@ const renderGroup = (seed: number, groupNo: number, eventsPerGroup: number, firs
     children.splice(rng.int(children.length + 1), 0, `    ${groupUnknownChildren(rng, fake)}\n`)
   }
   if (rng.chance(0.2)) children.splice(rng.int(children.length + 1), 0, "    <!-- between children -->\n")
-  const xml = `  <group${renderAttrs(rng, attrs, true)}>\n${children.join("")}  </group${rng.chance(0.1) ? " " : ""}>\n`
+  const xml = `  <group${renderAttrs(rng, attrs)}>\n${children.join("")}  </group${rng.chance(0.1) ? " " : ""}>\n`
   return { group: { group_id: groupId, code: finalCode, name, description, created_at: createdAt, events }, xml }
 }
 

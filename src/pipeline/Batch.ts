@@ -13,18 +13,19 @@ import type { RecordSink, Reject } from "../xml/RecordParser.js"
  */
 export interface BatchLimits {
   readonly rows: number
-  /** approximate: UTF-16 code units of the encoded COPY text */
+  /** UTF-8 bytes of the encoded COPY text (a reject counts its reason's length) */
   readonly bytes: number
 }
 
 /**
- * COPY text for one table, in pieces of about 64 KiB.
+ * COPY text for one table, UTF-8 encoded, in Buffers of about 64 KiB. Buffers live off the
+ * V8 heap, so a batch waiting in the queue costs the garbage collector nothing.
  *
  * @since 0.1.0
  * @category models
  */
 export interface TableData {
-  readonly chunks: ReadonlyArray<string>
+  readonly chunks: ReadonlyArray<Buffer>
   readonly rows: number
 }
 
@@ -37,7 +38,9 @@ export interface Batch {
   /** one per record shape, in `recordShapes` order */
   readonly tables: ReadonlyArray<TableData>
   readonly rejects: ReadonlyArray<Reject>
+  /** rows to load, over all tables */
   readonly rows: number
+  /** UTF-8 bytes of COPY text */
   readonly bytes: number
   readonly byteStart: number
   readonly byteEnd: number
@@ -48,15 +51,32 @@ export interface Batch {
 const PIECE = 64 * 1024
 
 class TableBuffer {
-  chunks: Array<string> = []
-  current = ""
+  private chunks: Array<Buffer> = []
+  private current = Buffer.allocUnsafeSlow(PIECE)
+  private offset = 0
   rows = 0
 
+  /** Appends one line; returns its UTF-8 length. */
+  add(line: string): number {
+    if (this.offset + line.length * 3 > this.current.length) {
+      if (this.offset > 0) this.chunks.push(this.current.subarray(0, this.offset))
+      this.current = Buffer.allocUnsafeSlow(Math.max(PIECE, line.length * 3))
+      this.offset = 0
+    }
+    const written = this.current.write(line, this.offset)
+    this.offset += written
+    this.rows++
+    return written
+  }
+
   take(): TableData {
-    if (this.current.length > 0) this.chunks.push(this.current)
+    if (this.offset > 0) {
+      this.chunks.push(this.current.subarray(0, this.offset))
+      this.current = Buffer.allocUnsafeSlow(PIECE)
+      this.offset = 0
+    }
     const data = { chunks: this.chunks, rows: this.rows }
     this.chunks = []
-    this.current = ""
     this.rows = 0
     return data
   }
@@ -67,7 +87,8 @@ export class BatchBuilder implements RecordSink {
   private rejects: Array<Reject> = []
   private seq: number
   private prefix: string
-  private rows = 0
+  /** rows plus rejects: rejects count toward the row limit, so they cannot pile up */
+  private records = 0
   private bytes = 0
   private byteStart = -1
   private byteEnd = 0
@@ -87,28 +108,22 @@ export class BatchBuilder implements RecordSink {
   }
 
   readonly row = (table: number, values: ReadonlyArray<string | null>, ord: number): void => {
-    const line = copyLine(this.prefix + ord, values)
-    const t = this.tables[table]!
-    t.current += line
-    if (t.current.length >= PIECE) {
-      t.chunks.push(t.current)
-      t.current = ""
-    }
-    t.rows++
-    this.rows++
-    this.bytes += line.length
+    this.bytes += this.tables[table]!.add(copyLine(this.prefix + ord, values))
+    this.records++
     this.seen(ord)
   }
 
   readonly reject = (reject: Reject): void => {
     this.rejects.push(reject)
+    this.records++
+    this.bytes += reject.reason.length
     this.seen(reject.ord)
   }
 
   readonly recordEnd = (byteStart: number, byteEnd: number): void => {
     if (this.byteStart < 0) this.byteStart = byteStart
     this.byteEnd = byteEnd
-    if (this.rows >= this.limits.rows || this.bytes >= this.limits.bytes) this.cut()
+    if (this.records >= this.limits.rows || this.bytes >= this.limits.bytes) this.cut()
   }
 
   /** Emits the last, partial batch. */
@@ -122,11 +137,12 @@ export class BatchBuilder implements RecordSink {
   }
 
   private cut(): void {
+    const tables = this.tables.map((t) => t.take())
     const batch: Batch = {
       seq: this.seq,
-      tables: this.tables.map((t) => t.take()),
+      tables,
       rejects: this.rejects,
-      rows: this.rows,
+      rows: tables.reduce((n, t) => n + t.rows, 0),
       bytes: this.bytes,
       byteStart: this.byteStart,
       byteEnd: this.byteEnd,
@@ -136,7 +152,7 @@ export class BatchBuilder implements RecordSink {
     this.seq++
     this.prefix = `${this.runId}\t${this.seq}\t`
     this.rejects = []
-    this.rows = 0
+    this.records = 0
     this.bytes = 0
     this.byteStart = -1
     this.firstOrd = 0

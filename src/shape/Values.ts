@@ -91,6 +91,9 @@ export const checkIntRange = (min: number, max: number) => (s: string): string |
     if (!isDigit(c)) return `not an integer in ${min}..${max}`
     value = value * 10 + c - 48
   }
-  if (negative) value = -value
+  if (negative) {
+    if (value === 0) return `not an integer in ${min}..${max}`
+    value = -value
+  }
   return value < min || value > max ? `not an integer in ${min}..${max}` : undefined
 }

@@ -100,14 +100,12 @@ const quoteValue = (v: string): string => JSON.stringify(v.length > 64 ? `${v.sl
 
 export interface RecordParserOptions {
   readonly file: string
-  /** bytes before the first decoded character (a UTF-8 BOM) */
-  readonly byteBase?: number
   /** a record whose text exceeds this many characters is rejected */
   readonly maxRecordChars?: number
 }
 
 export class RecordParser {
-  private readonly sax: SaxesParser<{ xmlns: false; position: true }>
+  private readonly sax: SaxesParser<{ xmlns: false; position: false }>
   private readonly top: Compiled
   private readonly root: string
   private readonly file: string
@@ -119,6 +117,7 @@ export class RecordParser {
   private textDepth = 0
   private text = ""
   private recordChars = 0
+  /** byte offset of the last record's (or the root's) "<" */
   private tagStart = 0
   private readonly recordElements: ReadonlySet<string>
   private ord = 0
@@ -129,9 +128,9 @@ export class RecordParser {
     this.root = doc.root
     this.file = options.file
     this.maxRecordChars = options.maxRecordChars ?? Number.MAX_SAFE_INTEGER
-    this.offsets = new ByteOffsets(options.byteBase ?? 0)
-    this.recordElements = new Set([doc.root, ...recordShapes(doc).map((r) => r.element)])
-    const sax = new SaxesParser<{ xmlns: false; position: true }>({ xmlns: false, position: true })
+    this.offsets = new ByteOffsets(0)
+    this.recordElements = new Set(recordShapes(doc).map((r) => r.element))
+    const sax = new SaxesParser<{ xmlns: false; position: false }>({ xmlns: false, position: false })
     this.sax = sax
     sax.on("error", (e) => {
       throw new XmlParseError({ file: this.file, offset: this.offsets.at(sax.position), reason: e.message })
@@ -141,9 +140,12 @@ export class RecordParser {
         throw new XmlParseError({ file: this.file, offset: 0, reason: `unsupported encoding ${d.encoding}; only UTF-8 is read` })
       }
     })
-    // byte offsets are taken while the tag's first bytes are still among the recent chunks
+    // The byte offset of a record's "<" (saxes has read the name and one character past it),
+    // taken now while that character is still among the recent chunks.
     sax.on("opentagstart", (t) => {
-      if (this.recordElements.has(t.name)) this.tagStart = this.offsets.at(sax.position - t.name.length - 2)
+      if (this.depth === 0 || this.recordElements.has(t.name)) {
+        this.tagStart = this.offsets.at(sax.position - t.name.length - 2)
+      }
     })
     sax.on("opentag", (t) => this.open(t))
     sax.on("closetag", () => this.close())

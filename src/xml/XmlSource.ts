@@ -43,10 +43,9 @@ export interface ReadProgress {
   readonly sourceSize: number | undefined
 }
 
-const BOM = [0xef, 0xbb, 0xbf]
-
 export class Producer {
-  private readonly decoder = new TextDecoder("utf-8", { fatal: true })
+  // the BOM is kept as U+FEFF, which saxes skips, so byte offsets count its 3 bytes
+  private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
   private parser: RecordParser | undefined = undefined
   private readonly builder: BatchBuilder
   private ready: Array<Batch> = []
@@ -64,7 +63,7 @@ export class Producer {
 
   /** Parses a chunk; returns the batches it completed. Throws XmlParseError. */
   write(bytes: Uint8Array): Array<Batch> {
-    const parser = this.parser ?? this.start(bytes)
+    const parser = this.parser ?? this.start()
     let text: string
     try {
       text = this.decoder.decode(bytes, { stream: true })
@@ -78,7 +77,7 @@ export class Producer {
 
   /** Ends the input; returns the last batches. Throws XmlParseError if the document is incomplete. */
   end(): Array<Batch> {
-    const parser = this.parser ?? this.start(new Uint8Array(0))
+    const parser = this.parser ?? this.start()
     let tail: string
     try {
       tail = this.decoder.decode()
@@ -91,11 +90,9 @@ export class Producer {
     return this.take()
   }
 
-  private start(first: Uint8Array): RecordParser {
-    const bom = first.length >= 3 && BOM.every((b, i) => first[i] === b)
+  private start(): RecordParser {
     const parser = new RecordParser(this.options.doc, this.builder, {
       file: this.options.file,
-      byteBase: bom ? 3 : 0,
       ...(this.options.maxRecordChars === undefined ? {} : { maxRecordChars: this.options.maxRecordChars })
     })
     this.parser = parser
