@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import type { SqlClient } from "@effect/sql"
-import { Cause, Duration, Effect, Exit, Metric, Schedule, Stream } from "effect"
+import { Cause, Duration, Effect, Exit, Metric, Stream } from "effect"
 import type { IngestSettings } from "../config/Settings.js"
 import { copyTargets, writeBatch } from "../db/Copy.js"
 import type { PgPool } from "../db/PgPool.js"
@@ -16,6 +16,7 @@ import * as Metrics from "../metrics/Metrics.js"
 import { type DocumentShape, recordShapes } from "../shape/Shape.js"
 import { batches, openInput } from "../xml/XmlSource.js"
 import type { Batch } from "./Batch.js"
+import { logProgress, type ProgressReporter } from "./Progress.js"
 import type { RejectsFile } from "./RejectsFile.js"
 
 /**
@@ -57,9 +58,9 @@ export interface IngestOptions {
   readonly rejects: RejectsFile
   /** completes when the run should stop reading and finish what is in flight */
   readonly stop?: Effect.Effect<void>
+  /** default: a log line every `settings.progressEveryMillis` */
+  readonly reporter?: ProgressReporter
 }
-
-const mb = (bytes: number) => (bytes / 1e6).toFixed(1)
 
 /**
  * Loads one input (a path, or "-" for stdin) into the staging tables.
@@ -109,6 +110,13 @@ export const ingestFile = (file: string, options: IngestOptions) =>
         yield* Metric.incrementBy(Metrics.recordsRejected, batch.rejects.length)
         yield* Metric.increment(Metrics.batchesCommitted)
       })
+    const live = { queued: 0, writersBusy: 0 }
+    const busy = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => live.writersBusy++),
+        () => self,
+        () => Effect.sync(() => live.writersBusy--)
+      )
     const write = (batch: Batch) =>
       writeBatch(targets, runId, batch).pipe(
         withDbRetry(
@@ -120,11 +128,11 @@ export const ingestFile = (file: string, options: IngestOptions) =>
           () => Effect.sync(() => totals.retries++).pipe(Effect.zipRight(Metric.increment(Metrics.retries)))
         ),
         Metrics.instrumentWrite,
+        busy,
         Effect.annotateLogs({ run: runId, batch: batch.seq }),
         Effect.zipRight(committed(batch))
       )
     let lastBytes = 0
-    let reportedBytes = 0
     const source = batches(input, {
       file,
       doc,
@@ -138,6 +146,7 @@ export const ingestFile = (file: string, options: IngestOptions) =>
           Effect.zipRight(Metric.incrementBy(Metrics.queueDepth, 1)),
           Effect.zipRight(Effect.sync(() => {
             lastBytes = batch.byteEnd
+            live.queued++
           }))
         )
       )
@@ -147,23 +156,24 @@ export const ingestFile = (file: string, options: IngestOptions) =>
       : source.pipe(Stream.haltWhen(options.stop.pipe(Effect.zipRight(Effect.sync(() => {
         stopped = true
       })))))
-    const progress = Effect.suspend(() => {
-      const p = input.progress
-      const seconds = (performance.now() - started) / 1000
-      const rate = (p.xmlBytes - reportedBytes) / (settings.progressEveryMillis / 1000)
-      reportedBytes = p.xmlBytes
-      const pct = p.sourceSize ? ` (${((100 * p.sourceBytes()) / p.sourceSize).toFixed(1)}%)` : ""
-      return Effect.logInfo(
-        `progress: read ${mb(p.sourceBytes())} MB${pct}, ${(rate / 1e6).toFixed(1)} MB/s, records ${p.records}, ` +
-          `loaded ${totals.rowsLoaded}, rejected ${p.rejects}, batches ${totals.batches}, retries ${totals.retries}, ` +
-          `${seconds.toFixed(0)} s`
-      )
-    })
-    yield* progress.pipe(
-      Effect.delay(settings.progressEveryMillis),
-      Effect.repeat(Schedule.spaced(settings.progressEveryMillis)),
-      Effect.forkScoped
-    )
+    const reporter = options.reporter ?? logProgress(settings.progressEveryMillis)
+    yield* reporter(() => ({
+      file,
+      runId,
+      sourceBytes: input.progress.sourceBytes(),
+      sourceSize: input.progress.sourceSize,
+      xmlBytes: input.progress.xmlBytes,
+      records: input.progress.records,
+      rejected: input.progress.rejects,
+      rowsLoaded: totals.rowsLoaded,
+      batches: totals.batches,
+      retries: totals.retries,
+      queued: live.queued,
+      queueSize: settings.queueSize,
+      writersBusy: live.writersBusy,
+      writers: settings.writers,
+      elapsedSeconds: (performance.now() - started) / 1000
+    }))
     const counts = () => ({
       records: totals.records,
       rowsLoaded: totals.rowsLoaded,
@@ -172,7 +182,11 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     })
     yield* stoppable.pipe(
       Stream.buffer({ capacity: settings.queueSize }),
-      Stream.tap(() => Metric.incrementBy(Metrics.queueDepth, -1)),
+      Stream.tap(() =>
+        Effect.sync(() => {
+          live.queued--
+        }).pipe(Effect.zipRight(Metric.incrementBy(Metrics.queueDepth, -1)))
+      ),
       Stream.mapEffect(write, { concurrency: settings.writers, unordered: true }),
       Stream.runDrain,
       Effect.onExit((exit) =>

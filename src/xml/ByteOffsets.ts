@@ -11,7 +11,7 @@ interface Span {
   readonly ascii: boolean
 }
 
-const KEEP = 8
+const KEEP = 4
 
 export class ByteOffsets {
   private readonly spans: Array<Span>

@@ -43,6 +43,8 @@ export interface ReadProgress {
   readonly sourceSize: number | undefined
 }
 
+const DECODE_SLICE = 32 * 1024
+
 export class Producer {
   // the BOM is kept as U+FEFF, which saxes skips, so byte offsets count its 3 bytes
   private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
@@ -64,14 +66,19 @@ export class Producer {
   /** Parses a chunk; returns the batches it completed. Throws XmlParseError. */
   write(bytes: Uint8Array): Array<Batch> {
     const parser = this.parser ?? this.start()
-    let text: string
-    try {
-      text = this.decoder.decode(bytes, { stream: true })
-    } catch {
-      throw new XmlParseError({ file: this.options.file, offset: this.xmlBytes, reason: "input is not valid UTF-8" })
+    // Decoded in small slices: a string over ~128 KiB is allocated in V8's old generation
+    // and lingers until a full GC; small ones die young and cheaply.
+    for (let at = 0; at < bytes.length; at += DECODE_SLICE) {
+      const slice = bytes.subarray(at, at + DECODE_SLICE)
+      let text: string
+      try {
+        text = this.decoder.decode(slice, { stream: true })
+      } catch {
+        throw new XmlParseError({ file: this.options.file, offset: this.xmlBytes, reason: "input is not valid UTF-8" })
+      }
+      this.xmlBytes += slice.length
+      parser.write(text)
     }
-    this.xmlBytes += bytes.length
-    parser.write(text)
     return this.take()
   }
 
