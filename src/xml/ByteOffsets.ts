@@ -1,8 +1,8 @@
 /**
  * Maps saxes positions (UTF-16 code units since the start of the text) back to byte
- * offsets in the input, for rejects and batch byte ranges. It keeps the last few decoded
- * chunks; positions in the newest chunk are asked for in increasing order, so a cursor
- * keeps the work linear in the input.
+ * offsets in the input, for rejects and batch byte ranges. It keeps the decoded chunks of
+ * at least the last HISTORY_CHARS; positions in the newest chunk are asked for in
+ * increasing order, so a cursor keeps the work linear in the input.
  */
 interface Span {
   readonly charStart: number
@@ -11,7 +11,8 @@ interface Span {
   readonly ascii: boolean
 }
 
-const KEEP = 4
+/** history kept behind the newest chunk: enough for a start tag's "<" however small the chunks */
+const HISTORY_CHARS = 4096
 
 export class ByteOffsets {
   private readonly spans: Array<Span>
@@ -32,8 +33,8 @@ export class ByteOffsets {
       text,
       ascii: Buffer.byteLength(text) === text.length
     }
-    if (this.spans.length === KEEP) this.spans.shift()
     this.spans.push(next)
+    while (this.spans.length > 2 && next.charStart - this.spans[1]!.charStart >= HISTORY_CHARS) this.spans.shift()
     this.cursorChar = next.charStart
     this.cursorByte = next.byteStart
   }
