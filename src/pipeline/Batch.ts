@@ -132,6 +132,7 @@ export class BatchBuilder implements RecordSink {
   }
 
   private seen(ord: number): void {
+    if (ord === 0) return
     if (this.firstOrd === 0) this.firstOrd = ord
     this.lastOrd = ord
   }

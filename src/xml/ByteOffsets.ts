@@ -61,4 +61,15 @@ export class ByteOffsets {
     }
     return this.spans[0]!.byteStart
   }
+
+  /** The text kept from `position` to the end of the newest chunk. */
+  textFrom(position: number): string {
+    let out = ""
+    for (const s of this.spans) {
+      const end = s.charStart + s.text.length
+      if (end <= position) continue
+      out += position > s.charStart ? s.text.slice(position - s.charStart) : s.text
+    }
+    return out
+  }
 }

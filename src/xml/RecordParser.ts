@@ -57,6 +57,7 @@ interface Frame {
   readonly values: Array<string | null>
   readonly ord: number
   readonly offset: number
+  readonly charStart: number
   readonly depth: number
   readonly children: Array<Frame>
   error: string | undefined
@@ -100,25 +101,59 @@ const quoteValue = (v: string): string => JSON.stringify(v.length > 64 ? `${v.sl
 
 export interface RecordParserOptions {
   readonly file: string
-  /** a record whose text exceeds this many characters is rejected */
+  /**
+   * A top-level record (with everything in it) longer than this many characters is
+   * rejected and skipped; it also bounds what saxes may buffer for one text node,
+   * attribute, comment or tag.
+   */
   readonly maxRecordChars?: number
+  /**
+   * Recover from malformed XML after the root element: lose the broken record only,
+   * skip to the next top-level record and go on. Off = the first break fails the run.
+   */
+  readonly recover?: boolean
 }
 
+type Sax = SaxesParser<{ xmlns: false; position: false }>
+
+/** A well-formedness break at a global character position; caught by `RecordParser.feed`. */
+class Break {
+  constructor(readonly position: number, readonly reason: string) {}
+}
+
+const SYNTHETIC_ROOT_LENGTH = (root: string) => root.length + 2
+
 export class RecordParser {
-  private readonly sax: SaxesParser<{ xmlns: false; position: false }>
+  private sax: Sax
+  /** global character position of the current saxes parser's position 0 */
+  private base = 0
+  /** characters fed so far */
+  private fed = 0
   private readonly top: Compiled
   private readonly root: string
   private readonly file: string
   private readonly maxRecordChars: number
+  private readonly recover: boolean
   private readonly stack: Array<Frame> = []
   private depth = 0
   private skipDepth = 0
   private textColumn = -1
   private textDepth = 0
   private text = ""
-  private recordChars = 0
-  /** byte offset of the last record's (or the root's) "<" */
+  private rootOpened = false
+  /** skipping input until the next top-level record's start tag */
+  private resyncing = false
+  private carry = ""
+  private readonly recordStart: RegExp
+  /** where saxes may have started buffering: the current top-level record, or the last one's end */
+  private guardFrom = 0
+  /** global character positions of characters decoded from invalid UTF-8 */
+  private corrupt: Array<number> = []
+  /** the last start tag's "<": global character position and byte offset */
+  private tagStartChar = 0
   private tagStart = 0
+  /** inside a top-level record's start tag, before saxes has opened it */
+  private inRecordTag = false
   private readonly recordElements: ReadonlySet<string>
   private ord = 0
   private readonly offsets: ByteOffsets
@@ -128,12 +163,17 @@ export class RecordParser {
     this.root = doc.root
     this.file = options.file
     this.maxRecordChars = options.maxRecordChars ?? Number.MAX_SAFE_INTEGER
+    this.recover = options.recover ?? true
     this.offsets = new ByteOffsets(0)
     this.recordElements = new Set(recordShapes(doc).map((r) => r.element))
-    const sax = new SaxesParser<{ xmlns: false; position: false }>({ xmlns: false, position: false })
-    this.sax = sax
+    this.recordStart = new RegExp(`<${this.top.shape.element.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[\\s/>]`)
+    this.sax = this.newSax()
+  }
+
+  private newSax(): Sax {
+    const sax: Sax = new SaxesParser({ xmlns: false, position: false })
     sax.on("error", (e) => {
-      throw new XmlParseError({ file: this.file, offset: this.offsets.at(sax.position), reason: e.message })
+      throw new Break(this.base + sax.position, e.message.replace(/^\d+:\d+: /, ""))
     })
     sax.on("xmldecl", (d) => {
       if (d.encoding !== undefined && !/^utf-?8$/i.test(d.encoding)) {
@@ -144,24 +184,143 @@ export class RecordParser {
     // taken now while that character is still among the recent chunks.
     sax.on("opentagstart", (t) => {
       if (this.depth === 0 || this.recordElements.has(t.name)) {
-        this.tagStart = this.offsets.at(sax.position - t.name.length - 2)
+        this.tagStartChar = this.base + sax.position - t.name.length - 2
+        this.tagStart = this.offsets.at(this.tagStartChar)
+        this.inRecordTag = this.depth === 1 && this.skipDepth === 0 && t.name === this.top.shape.element
       }
     })
     sax.on("opentag", (t) => this.open(t))
     sax.on("closetag", () => this.close())
     sax.on("text", (t) => this.onText(t))
     sax.on("cdata", (t) => this.onText(t))
+    return sax
   }
 
-  /** Feeds decoded text; records completed by it reach the sink before this returns. */
-  write(text: string): void {
+  /**
+   * Feeds decoded text; records completed by it reach the sink before this returns.
+   * `corrupt`: the text holds U+FFFD characters decoded from invalid UTF-8.
+   */
+  write(text: string, corrupt = false): void {
+    const start = this.fed
     this.offsets.push(text)
-    this.sax.write(text)
+    this.fed += text.length
+    if (corrupt) {
+      for (let i = text.indexOf("\uFFFD"); i >= 0; i = text.indexOf("\uFFFD", i + 1)) this.corrupt.push(start + i)
+    }
+    this.feed(text, start)
   }
 
-  /** Ends the document; fails if it is incomplete. */
+  /** Ends the document. A truncated document is reported and what came before it kept. */
   end(): void {
-    this.sax.close()
+    if (this.resyncing) {
+      this.corrupt = []
+      return
+    }
+    try {
+      this.sax.close()
+    } catch (e) {
+      if (!(e instanceof Break)) throw e
+      if (!this.rootOpened || !this.recover) throw this.fatal(e)
+      const open = this.stack[0]
+      this.abandon({ kind: `input ends inside <${open?.rec.shape.element ?? this.root}> (truncated?)` }, this.fed)
+    }
+  }
+
+  private feed(text: string, start: number): void {
+    if (this.resyncing) {
+      const joined = this.carry + text
+      const joinedStart = start - this.carry.length
+      const m = this.recordStart.exec(joined)
+      if (m === null) {
+        this.carry = joined.slice(-this.top.shape.element.length - 1)
+        this.dropCorruptBefore(this.fed)
+        return
+      }
+      this.carry = ""
+      this.resyncing = false
+      const at = joinedStart + m.index
+      this.restartAt(at)
+      text = joined.slice(m.index)
+      start = at
+    }
+    try {
+      this.sax.write(text)
+    } catch (e) {
+      if (!(e instanceof Break)) throw e
+      if (!this.rootOpened || !this.recover) throw this.fatal(e)
+      this.abandon({ kind: "malformed XML", detail: e.reason }, e.position)
+      return this.feed(this.offsets.textFrom(e.position), e.position)
+    }
+    if (this.fed - this.guardFrom > this.maxRecordChars) {
+      this.abandon({ kind: `larger than ${this.maxRecordChars} characters` }, this.fed)
+    }
+  }
+
+  private fatal(e: Break): XmlParseError {
+    const reason = this.rootOpened ? e.reason : `not a <${this.root}> document: ${e.reason}`
+    return new XmlParseError({ file: this.file, offset: this.offsets.at(e.position), reason })
+  }
+
+  /**
+   * Rejects the open top-level record (and the records in it), or reports a break between
+   * records, then skips to the next top-level record.
+   */
+  private abandon(problem: Problem, position: number): void {
+    const open = this.stack
+    if (open.length > 0) {
+      for (let i = open.length - 1; i > 0; i--) open[i - 1]!.children.push(open[i]!)
+      const record = open[0]!
+      this.emit(record, null, undefined, problem)
+      this.sink.recordEnd(record.offset, this.offsets.at(position))
+    } else if (this.inRecordTag) {
+      this.sink.reject({
+        file: this.file,
+        offset: this.tagStart,
+        element: this.top.shape.element,
+        id: null,
+        kind: `${this.top.shape.element}: ${problem.kind}`,
+        reason: problem.detail === undefined ? problem.kind : `${problem.kind}: ${problem.detail}`,
+        ord: ++this.ord
+      })
+      this.sink.recordEnd(this.tagStart, this.offsets.at(position))
+    } else {
+      this.documentReject(problem, position)
+    }
+    this.inRecordTag = false
+    this.stack.length = 0
+    this.depth = 1
+    this.skipDepth = 0
+    this.textColumn = -1
+    this.text = ""
+    this.resyncing = true
+    this.carry = ""
+    this.dropCorruptBefore(position)
+  }
+
+  /** A fresh saxes parser at `position`, inside a synthetic root start tag. */
+  private restartAt(position: number): void {
+    this.sax = this.newSax()
+    this.base = position - SYNTHETIC_ROOT_LENGTH(this.root)
+    this.depth = 0
+    this.guardFrom = position
+    this.sax.write(`<${this.root}>`)
+  }
+
+  /** A break outside any record: nothing known was lost, but something may have been. */
+  private documentReject(problem: Problem, position: number): void {
+    this.sink.reject({
+      file: this.file,
+      offset: this.offsets.at(Math.min(position, this.fed)),
+      element: this.root,
+      id: null,
+      kind: `${this.root}: ${problem.kind}`,
+      reason: problem.detail === undefined ? problem.kind : `${problem.kind}: ${problem.detail}`,
+      ord: 0
+    })
+  }
+
+  private dropCorruptBefore(position: number): void {
+    if (this.corrupt.length > 0) this.corrupt = this.corrupt.filter((p) => p >= position)
   }
 
   private open(tag: SaxesTagPlain): void {
@@ -179,13 +338,23 @@ export class RecordParser {
           reason: `root element is <${tag.name}>, expected <${this.root}>`
         })
       }
+      this.rootOpened = true
+      this.guardFrom = this.base + this.sax.position
       return
     }
     const frame = this.stack.length === 0 ? undefined : this.stack[this.stack.length - 1]!
     if (frame === undefined) {
-      if (depth === 2 && tag.name === this.top.shape.element) this.openRecord(this.top, tag, depth)
-      else this.skipDepth = depth
+      if (depth === 2 && tag.name === this.top.shape.element) {
+        this.guardFrom = this.tagStartChar
+        this.openRecord(this.top, tag, depth)
+      } else {
+        this.skipDepth = depth
+      }
       return
+    }
+    if (tag.name === this.top.shape.element && this.stack.length === 1 && depth === 3) {
+      // a top-level record directly inside one: its end tag is missing
+      throw new Break(this.tagStartChar, `<${tag.name}> inside <${tag.name}>: missing </${tag.name}>?`)
     }
     const column = frame.rec.fields.get(tag.name)
     if (column !== undefined) {
@@ -201,21 +370,19 @@ export class RecordParser {
   }
 
   private openRecord(rec: Compiled, tag: SaxesTagPlain, depth: number): void {
+    this.inRecordTag = false
     const values: Array<string | null> = new Array(rec.shape.columns.length).fill(null)
     const attributes = tag.attributes
-    if (this.stack.length === 0) this.recordChars = 0
     for (const [name, column] of rec.attributes) {
       const v = attributes[name]
-      if (v !== undefined) {
-        values[column] = v
-        this.recordChars += v.length
-      }
+      if (v !== undefined) values[column] = v
     }
     this.stack.push({
       rec,
       values,
       ord: ++this.ord,
       offset: this.tagStart,
+      charStart: this.tagStartChar,
       depth,
       children: [],
       error: undefined
@@ -223,14 +390,7 @@ export class RecordParser {
   }
 
   private onText(t: string): void {
-    if (this.textColumn < 0 || this.skipDepth !== 0) return
-    this.recordChars += t.length
-    if (this.recordChars > this.maxRecordChars) {
-      const frame = this.stack[this.stack.length - 1]!
-      frame.error ??= `record larger than ${this.maxRecordChars} characters`
-      return
-    }
-    this.text += t
+    if (this.textColumn >= 0 && this.skipDepth === 0) this.text += t
   }
 
   private close(): void {
@@ -254,14 +414,28 @@ export class RecordParser {
       this.stack[this.stack.length - 1]!.children.push(frame)
       return
     }
-    this.emit(frame, null, undefined)
-    this.sink.recordEnd(frame.offset, this.offsets.at(this.sax.position))
+    const end = this.base + this.sax.position
+    this.emit(frame, null, undefined, this.corruptWithin(frame.charStart, end))
+    this.guardFrom = end
+    this.sink.recordEnd(frame.offset, this.offsets.at(end))
   }
 
-  private emit(frame: Frame, parentKeyValue: string | null, parentRejected: Problem | undefined): void {
+  /** Invalid UTF-8 inside the record rejects it; before it, outside any record, is reported. */
+  private corruptWithin(from: number, to: number): Problem | undefined {
+    if (this.corrupt.length === 0) return undefined
+    let found: number | undefined
+    for (const p of this.corrupt) {
+      if (p < from) this.documentReject({ kind: "invalid UTF-8 outside records" }, p)
+      else if (p < to) found ??= p
+    }
+    this.corrupt = this.corrupt.filter((p) => p >= to)
+    return found === undefined ? undefined : { kind: "invalid UTF-8", detail: `at byte ${this.offsets.at(found)}` }
+  }
+
+  private emit(frame: Frame, parentKeyValue: string | null, inherited: Problem | undefined, own?: Problem): void {
     const rec = frame.rec
     if (rec.parentKey >= 0) frame.values[rec.parentKey] = parentKeyValue
-    const problem = parentRejected ?? this.check(frame)
+    const problem = inherited ?? own ?? this.check(frame)
     if (problem === undefined) {
       this.sink.row(rec.table, frame.values, frame.ord)
     } else {

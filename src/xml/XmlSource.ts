@@ -5,6 +5,7 @@
  */
 import { NodeStream } from "@effect/platform-node"
 import { Effect, Stream } from "effect"
+import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import type { Readable } from "node:stream"
 import { pipeline } from "node:stream"
@@ -24,6 +25,8 @@ export interface ProducerOptions {
   readonly runId: number
   readonly limits: BatchLimits
   readonly maxRecordChars?: number
+  /** recover from malformed XML (default); off = the first break fails the run */
+  readonly recover?: boolean
 }
 
 /**
@@ -45,9 +48,24 @@ export interface ReadProgress {
 
 const DECODE_SLICE = 32 * 1024
 
+/** The length of `bytes` up to the end of its last complete UTF-8 character. */
+const completeLength = (bytes: Uint8Array): number => {
+  const n = bytes.length
+  for (let back = 1; back <= Math.min(3, n); back++) {
+    const b = bytes[n - back]!
+    if ((b & 0xc0) === 0x80) continue
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1
+    return need > back ? n - back : n
+  }
+  return n
+}
+
 export class Producer {
-  // the BOM is kept as U+FEFF, which saxes skips, so byte offsets count its 3 bytes
-  private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+  // The BOM is kept as U+FEFF, which saxes skips, so byte offsets count its 3 bytes.
+  // Invalid bytes become U+FFFD; `corrupt` tells the parser which slices hold such.
+  private readonly decoder = new TextDecoder("utf-8", { ignoreBOM: true })
+  /** bytes of an incomplete UTF-8 sequence at the end of the previous slice */
+  private pending: Uint8Array = new Uint8Array(0)
   private parser: RecordParser | undefined = undefined
   private readonly builder: BatchBuilder
   private ready: Array<Batch> = []
@@ -70,14 +88,14 @@ export class Producer {
     // and lingers until a full GC; small ones die young and cheaply.
     for (let at = 0; at < bytes.length; at += DECODE_SLICE) {
       const slice = bytes.subarray(at, at + DECODE_SLICE)
-      let text: string
-      try {
-        text = this.decoder.decode(slice, { stream: true })
-      } catch {
+      const text = this.decoder.decode(slice, { stream: true })
+      const corrupt = text.includes("\uFFFD") && !this.validUtf8(slice)
+      this.pending = slice.subarray(completeLength(slice))
+      if (corrupt && this.options.recover === false) {
         throw new XmlParseError({ file: this.options.file, offset: this.xmlBytes, reason: "input is not valid UTF-8" })
       }
       this.xmlBytes += slice.length
-      parser.write(text)
+      parser.write(text, corrupt)
     }
     return this.take()
   }
@@ -85,22 +103,29 @@ export class Producer {
   /** Ends the input; returns the last batches. Throws XmlParseError if the document is incomplete. */
   end(): Array<Batch> {
     const parser = this.parser ?? this.start()
-    let tail: string
-    try {
-      tail = this.decoder.decode()
-    } catch {
-      throw new XmlParseError({ file: this.options.file, offset: this.xmlBytes, reason: "input ends inside a UTF-8 character" })
+    const tail = this.decoder.decode()
+    if (tail.length > 0) {
+      if (this.options.recover === false) {
+        throw new XmlParseError({ file: this.options.file, offset: this.xmlBytes, reason: "input ends inside a UTF-8 character" })
+      }
+      parser.write(tail, true)
     }
-    if (tail.length > 0) parser.write(tail)
     parser.end()
     this.builder.finish()
     return this.take()
   }
 
+  /** Whether the slice, with the bytes carried from the previous one, is valid UTF-8 up to its last whole character. */
+  private validUtf8(slice: Uint8Array): boolean {
+    const whole = Buffer.concat([this.pending, slice.subarray(0, completeLength(slice))])
+    return isUtf8(whole)
+  }
+
   private start(): RecordParser {
     const parser = new RecordParser(this.options.doc, this.builder, {
       file: this.options.file,
-      ...(this.options.maxRecordChars === undefined ? {} : { maxRecordChars: this.options.maxRecordChars })
+      ...(this.options.maxRecordChars === undefined ? {} : { maxRecordChars: this.options.maxRecordChars }),
+      ...(this.options.recover === undefined ? {} : { recover: this.options.recover })
     })
     this.parser = parser
     return parser
