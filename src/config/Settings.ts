@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Config } from "effect"
+import { Config, Option } from "effect"
 
 /**
  * @since 0.1.0
@@ -30,6 +30,10 @@ export interface IngestSettings {
   /** a record (with its nested records) larger than this is rejected */
   readonly maxRecordBytes: number
   readonly progressEveryMillis: number
+  /** no recovery from malformed XML: the first break fails the run */
+  readonly strict: boolean
+  /** stop the run after more rejected records than this; null = no limit */
+  readonly maxErrors: number | null
 }
 
 /**
@@ -46,8 +50,10 @@ export const defaults: IngestSettings = {
   retryBaseMillis: 200,
   retryMaxDelayMillis: 10_000,
   rejectsPath: "xml2pg-rejects.ndjson",
-  maxRecordBytes: 64 * 1024 * 1024,
-  progressEveryMillis: 5_000
+  maxRecordBytes: 16 * 1024 * 1024,
+  progressEveryMillis: 5_000,
+  strict: false,
+  maxErrors: null
 }
 
 const positive = (name: string, fallback: number) =>
@@ -76,7 +82,13 @@ export const SettingConfigs = {
   retryMaxDelayMillis: positive("XML2PG_RETRY_MAX_DELAY_MS", defaults.retryMaxDelayMillis),
   rejectsPath: Config.string("XML2PG_REJECTS").pipe(Config.withDefault(defaults.rejectsPath)),
   maxRecordBytes: positive("XML2PG_MAX_RECORD_BYTES", defaults.maxRecordBytes),
-  progressEveryMillis: positive("XML2PG_PROGRESS_EVERY_MS", defaults.progressEveryMillis)
+  progressEveryMillis: positive("XML2PG_PROGRESS_EVERY_MS", defaults.progressEveryMillis),
+  strict: Config.boolean("XML2PG_STRICT").pipe(Config.withDefault(defaults.strict)),
+  maxErrors: Config.integer("XML2PG_MAX_ERRORS").pipe(
+    Config.validate({ message: "XML2PG_MAX_ERRORS must be ≥ 0", validation: (n) => n >= 0 }),
+    Config.option,
+    Config.map(Option.getOrNull)
+  )
 } as const
 
 /**

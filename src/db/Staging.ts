@@ -118,6 +118,7 @@ export const cleanStaging = (doc: DocumentShape, schema: string) =>
 export interface RunStart {
   readonly file: string
   readonly fileSize: number | undefined
+  readonly fingerprint: string | undefined
   readonly settings: Record<string, unknown>
 }
 
@@ -131,8 +132,9 @@ export const startRun = (schema: string, run: RunStart) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const rows = yield* sql.unsafe<{ run_id: number }>(
-      `insert into ${qualify(schema, Ledger.runs)} (file, file_size, settings) values ($1, $2, $3) returning run_id`,
-      [run.file, run.fileSize ?? null, JSON.stringify(run.settings)]
+      `insert into ${qualify(schema, Ledger.runs)} (file, file_size, fingerprint, settings)
+       values ($1, $2, $3, $4) returning run_id`,
+      [run.file, run.fileSize ?? null, run.fingerprint ?? null, JSON.stringify(run.settings)]
     )
     return rows[0]!.run_id
   }).pipe(Effect.mapError(toDbError("start run")))
@@ -163,3 +165,88 @@ export const finishRun = (schema: string, runId: number, end: RunEnd) =>
       [runId, end.state, end.records, end.rowsLoaded, end.rejected, end.xmlBytes, end.message]
     )
   }).pipe(Effect.mapError(toDbError("finish run")))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface UnfinishedRun {
+  readonly runId: number
+  readonly state: string
+  readonly batchRows: number
+  readonly batchBytes: number
+}
+
+/**
+ * The latest run of the same input (path, size and fingerprint) that did not finish.
+ *
+ * @since 0.1.0
+ * @category ledger
+ */
+export const findUnfinishedRun = (schema: string, input: { file: string; size: number; fingerprint: string }) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql.unsafe<{ run_id: number; state: string; batch_rows: number; batch_bytes: number }>(
+      `select run_id, state, (settings->>'batchRows')::int as batch_rows, (settings->>'batchBytes')::int as batch_bytes
+       from ${qualify(schema, Ledger.runs)}
+       where file = $1 and file_size = $2 and fingerprint = $3 and state <> 'done'
+       order by run_id desc limit 1`,
+      [input.file, input.size, input.fingerprint]
+    )
+    const row = rows[0]
+    return row === undefined
+      ? undefined
+      : { runId: row.run_id, state: row.state, batchRows: row.batch_rows, batchBytes: row.batch_bytes } satisfies UnfinishedRun
+  }).pipe(Effect.mapError(toDbError("find unfinished run")))
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface LedgerEntry {
+  readonly seq: number
+  readonly byteEnd: number
+  readonly lastOrd: number
+  readonly rowCounts: Readonly<Record<string, number>>
+  readonly rejected: number
+}
+
+/**
+ * The committed batches of a run, in order.
+ *
+ * @since 0.1.0
+ * @category ledger
+ */
+export const committedBatches = (schema: string, runId: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql.unsafe<
+      { batch_seq: number; byte_end: string; last_ord: string; row_counts: Record<string, number>; rejected: number }
+    >(
+      `select batch_seq, byte_end::text, last_ord::text, row_counts, rejected
+       from ${qualify(schema, Ledger.batches)} where run_id = $1 order by batch_seq`,
+      [runId]
+    )
+    return rows.map((r): LedgerEntry => ({
+      seq: r.batch_seq,
+      byteEnd: Number(r.byte_end),
+      lastOrd: Number(r.last_ord),
+      rowCounts: r.row_counts,
+      rejected: r.rejected
+    }))
+  }).pipe(Effect.mapError(toDbError("read batch ledger")))
+
+/**
+ * Marks a run as running again, for a resume.
+ *
+ * @since 0.1.0
+ * @category ledger
+ */
+export const reopenRun = (schema: string, runId: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(
+      `update ${qualify(schema, Ledger.runs)} set state = 'running', finished_at = null, message = null where run_id = $1`,
+      [runId]
+    )
+  }).pipe(Effect.mapError(toDbError("reopen run")))

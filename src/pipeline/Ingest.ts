@@ -5,16 +5,25 @@
  * @since 0.1.0
  */
 import type { SqlClient } from "@effect/sql"
-import { Cause, Duration, Effect, Exit, Metric, Stream } from "effect"
+import { Cause, Data, Duration, Effect, Exit, Metric, Stream } from "effect"
 import type { IngestSettings } from "../config/Settings.js"
 import { copyTargets, writeBatch } from "../db/Copy.js"
 import type { PgPool } from "../db/PgPool.js"
 import { withDbRetry } from "../db/Retry.js"
-import { finishRun, startRun } from "../db/Staging.js"
+import { LockBusyError, withSchemaLock } from "../db/Locks.js"
+import {
+  committedBatches,
+  findUnfinishedRun,
+  finishRun,
+  type LedgerEntry,
+  reopenRun,
+  startRun,
+  type UnfinishedRun
+} from "../db/Staging.js"
 import { causeMessage, type DbError, type ReadError, type RejectsWriteError, type XmlParseError } from "../Errors.js"
 import * as Metrics from "../metrics/Metrics.js"
 import { type DocumentShape, recordShapes } from "../shape/Shape.js"
-import { batches, openInput } from "../xml/XmlSource.js"
+import { batches, type InputInfo, inspectInput, openInput, type ResumePoint } from "../xml/XmlSource.js"
 import type { Batch } from "./Batch.js"
 import { logProgress, type ProgressReporter } from "./Progress.js"
 import type { RejectsFile } from "./RejectsFile.js"
@@ -36,6 +45,8 @@ export interface IngestSummary {
   readonly rejected: number
   readonly rejectsByKind: Readonly<Record<string, number>>
   readonly batches: number
+  /** batches of this run committed by an earlier, interrupted attempt */
+  readonly resumedBatches: number
   readonly retries: number
   readonly xmlBytes: number
   readonly sourceBytes: number
@@ -43,10 +54,69 @@ export interface IngestSummary {
 }
 
 /**
+ * More records were rejected than `--max-errors` allows; committed batches stay.
+ *
  * @since 0.1.0
  * @category errors
  */
-export type IngestError = ReadError | XmlParseError | DbError | RejectsWriteError
+export class TooManyRejectsError extends Data.TaggedError("TooManyRejectsError")<{
+  readonly file: string
+  readonly limit: number
+}> {
+  override get message(): string {
+    return `${this.file}: stopped after more than ${this.limit} rejected records (--max-errors). ` +
+      `Committed batches stay in staging; see the rejects file, then run the same ingest again to resume ` +
+      `(raise --max-errors to accept more rejects)`
+  }
+}
+
+/**
+ * A resume was asked for and is not possible, or the run is live in another process.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ResumeError extends Data.TaggedError("ResumeError")<{
+  readonly file: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `cannot resume ${this.file}: ${this.reason}`
+  }
+}
+
+/**
+ * Where the committed prefix of a run's batches ends: the next batch, its first record
+ * and the byte to read from. Batches committed after a gap are skipped by number.
+ *
+ * @since 0.1.0
+ * @category ingest
+ */
+export const resumePoint = (ledger: ReadonlyArray<LedgerEntry>): ResumePoint | undefined => {
+  let seq = 0
+  let ord = 0
+  let byte = 0
+  for (const b of ledger) {
+    if (b.seq !== seq + 1) break
+    seq = b.seq
+    ord = Math.max(ord, b.lastOrd)
+    byte = b.byteEnd
+  }
+  return seq === 0 ? undefined : { byte, seq: seq + 1, ord }
+}
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type IngestError =
+  | ReadError
+  | XmlParseError
+  | DbError
+  | RejectsWriteError
+  | TooManyRejectsError
+  | ResumeError
+  | LockBusyError
 
 /**
  * @since 0.1.0
@@ -60,6 +130,12 @@ export interface IngestOptions {
   readonly stop?: Effect.Effect<void>
   /** default: a log line every `settings.progressEveryMillis` */
   readonly reporter?: ProgressReporter
+  /**
+   * An unfinished run of the same file (path, size, content fingerprint) is resumed:
+   * "auto" (default) when there is one, "require" fails when there is none, "never"
+   * starts a new run.
+   */
+  readonly resume?: "auto" | "require" | "never"
 }
 
 /**
@@ -70,20 +146,64 @@ export interface IngestOptions {
  */
 export const ingestFile = (file: string, options: IngestOptions) =>
   Effect.gen(function*() {
-    const { doc, settings } = options
-    const shapes = recordShapes(doc)
-    const input = yield* openInput(file)
-    const runId = yield* startRun(settings.schema, {
+    const { settings } = options
+    const info = yield* inspectInput(file)
+    const unfinished = info.fingerprint === undefined || info.size === undefined || options.resume === "never"
+      ? undefined
+      : yield* findUnfinishedRun(settings.schema, { file, size: info.size, fingerprint: info.fingerprint })
+    if (unfinished === undefined && options.resume === "require") {
+      return yield* new ResumeError({ file, reason: "no unfinished run of this file (same path, size and content)" })
+    }
+    const runId = unfinished?.runId ?? (yield* startRun(settings.schema, {
       file,
-      fileSize: input.progress.sourceSize,
+      fileSize: info.size,
+      fingerprint: info.fingerprint,
       settings: {
         batchRows: settings.batchRows,
         batchBytes: settings.batchBytes,
         writers: settings.writers,
         queueSize: settings.queueSize
       }
-    })
-    yield* Effect.logInfo(`run ${runId}: loading ${file}`)
+    }))
+    return yield* load(file, options, info, runId, unfinished).pipe(
+      // finalize must not read the staging tables half-loaded: it takes this lock exclusively
+      withSchemaLock(settings.schema, "shared", { wait: true }),
+      // one loader per run: a second process resuming the same run must not load it twice
+      withSchemaLock(`${settings.schema}:run:${runId}`, "exclusive", { wait: false }),
+      Effect.catchIf(
+        (e): e is LockBusyError => e instanceof LockBusyError && e.schema.includes(":run:"),
+        () => new ResumeError({ file, reason: `run ${runId} of this file is being loaded by another process` })
+      )
+    )
+  }).pipe(Effect.withSpan("Ingest.ingestFile", { attributes: { file } }))
+
+const load = (
+  file: string,
+  options: IngestOptions,
+  info: InputInfo,
+  runId: number,
+  unfinished: UnfinishedRun | undefined
+) =>
+  Effect.gen(function*() {
+    const { doc, settings } = options
+    const shapes = recordShapes(doc)
+    // a resumed run keeps its batch limits, so its batches are cut exactly as before
+    const limits = unfinished === undefined
+      ? { rows: settings.batchRows, bytes: settings.batchBytes }
+      : { rows: unfinished.batchRows, bytes: unfinished.batchBytes }
+    const ledger = unfinished === undefined ? [] : yield* committedBatches(settings.schema, runId)
+    const done = new Set(ledger.map((b) => b.seq))
+    const resumeAt = resumePoint(ledger)
+    if (unfinished !== undefined) {
+      yield* reopenRun(settings.schema, runId)
+      yield* Effect.logInfo(
+        `run ${runId}: resuming ${file} (${unfinished.state}): ${ledger.length} batches already committed` +
+          (resumeAt === undefined ? "" : `, reading from byte ${resumeAt.byte}`)
+      )
+    } else {
+      yield* Effect.logInfo(`run ${runId}: loading ${file}`)
+    }
+    const input = yield* openInput(info, resumeAt?.byte ?? 0)
     const targets = copyTargets(doc, settings.schema)
     const started = performance.now()
     let stopped = false
@@ -97,6 +217,15 @@ export const ingestFile = (file: string, options: IngestOptions) =>
       retries: 0,
       xmlBytes: 0
     }
+    for (const b of ledger) {
+      const rows = Object.values(b.rowCounts).reduce((n, r) => n + r, 0)
+      totals.batches++
+      totals.rowsLoaded += rows
+      totals.records += rows + b.rejected
+      totals.rejected += b.rejected
+      for (const [table, n] of Object.entries(b.rowCounts)) totals.rowsByTable[table] = (totals.rowsByTable[table] ?? 0) + n
+    }
+    const resumedBatches = ledger.length
     const committed = (batch: Batch) =>
       Effect.gen(function*() {
         totals.batches++
@@ -133,13 +262,21 @@ export const ingestFile = (file: string, options: IngestOptions) =>
         Effect.zipRight(committed(batch))
       )
     let lastBytes = 0
+    let tooManyRejects = false
     const source = batches(input, {
       file,
       doc,
       runId,
-      limits: { rows: settings.batchRows, bytes: settings.batchBytes },
-      maxRecordChars: settings.maxRecordBytes
+      limits,
+      maxRecordChars: settings.maxRecordBytes,
+      recover: !settings.strict,
+      ...(resumeAt === undefined ? {} : { resumeAt })
     }).pipe(
+      Stream.filter((batch) => !done.has(batch.seq)),
+      // past --max-errors: stop reading after this batch; what is in flight still commits
+      Stream.takeUntil(() =>
+        tooManyRejects = settings.maxErrors !== null && totals.rejected + input.progress.rejects > settings.maxErrors
+      ),
       Stream.tap((batch) =>
         Metric.incrementBy(Metrics.recordsRead, batch.rows + batch.rejects.length).pipe(
           Effect.zipRight(Metric.incrementBy(Metrics.xmlBytes, batch.byteEnd - lastBytes)),
@@ -198,17 +335,23 @@ export const ingestFile = (file: string, options: IngestOptions) =>
       )
     )
     totals.xmlBytes = input.progress.xmlBytes
+    if (tooManyRejects) {
+      const error = new TooManyRejectsError({ file, limit: settings.maxErrors ?? 0 })
+      yield* finishRun(settings.schema, runId, { ...counts(), state: "failed", message: error.message })
+      return yield* error
+    }
     yield* finishRun(settings.schema, runId, { ...counts(), state: stopped ? "interrupted" : "done", message: null })
     const summary: IngestSummary = {
       file,
       runId,
       state: stopped ? "interrupted" : "done",
       ...totals,
+      resumedBatches,
       sourceBytes: input.progress.sourceBytes(),
       seconds: (performance.now() - started) / 1000
     }
     return summary
-  }).pipe(Effect.scoped, Effect.withSpan("Ingest.ingestFile", { attributes: { file } }))
+  }).pipe(Effect.scoped)
 
 /**
  * The requirements of `ingestFile`.

@@ -112,6 +112,11 @@ export interface RecordParserOptions {
    * skip to the next top-level record and go on. Off = the first break fails the run.
    */
   readonly recover?: boolean
+  /**
+   * Resume inside the root element at a record boundary: the text fed starts at this byte
+   * offset of the input, after `ord` records.
+   */
+  readonly resumeAt?: { readonly byte: number; readonly ord: number }
 }
 
 type Sax = SaxesParser<{ xmlns: false; position: false }>
@@ -164,10 +169,14 @@ export class RecordParser {
     this.file = options.file
     this.maxRecordChars = options.maxRecordChars ?? Number.MAX_SAFE_INTEGER
     this.recover = options.recover ?? true
-    this.offsets = new ByteOffsets(0)
+    this.offsets = new ByteOffsets(options.resumeAt?.byte ?? 0)
     this.recordElements = new Set(recordShapes(doc).map((r) => r.element))
     this.recordStart = new RegExp(`<${this.top.shape.element.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[\\s/>]`)
     this.sax = this.newSax()
+    if (options.resumeAt !== undefined) {
+      this.ord = options.resumeAt.ord
+      this.restartAt(0)
+    }
   }
 
   private newSax(): Sax {

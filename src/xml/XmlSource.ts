@@ -7,8 +7,8 @@ import { NodeStream } from "@effect/platform-node"
 import { Effect, Stream } from "effect"
 import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
-import type { Readable } from "node:stream"
-import { pipeline } from "node:stream"
+import { createHash } from "node:crypto"
+import { pipeline, type Readable, Transform } from "node:stream"
 import * as zlib from "node:zlib"
 import { causeMessage, ReadError, XmlParseError } from "../Errors.js"
 import { type Batch, BatchBuilder, type BatchLimits } from "../pipeline/Batch.js"
@@ -27,6 +27,20 @@ export interface ProducerOptions {
   readonly maxRecordChars?: number
   /** recover from malformed XML (default); off = the first break fails the run */
   readonly recover?: boolean
+  /** continue a run: the input starts at `byte` (a batch boundary), after batch `seq - 1` and record `ord` */
+  readonly resumeAt?: ResumePoint
+}
+
+/**
+ * Where a resumed run picks up: just past the last batch of the committed prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResumePoint {
+  readonly byte: number
+  readonly seq: number
+  readonly ord: number
 }
 
 /**
@@ -74,7 +88,8 @@ export class Producer {
   constructor(private readonly options: ProducerOptions) {
     this.builder = new BatchBuilder(recordShapes(options.doc).length, options.runId, options.limits, (b) => {
       this.ready.push(b)
-    })
+    }, options.resumeAt?.seq ?? 1)
+    this.xmlBytes = options.resumeAt?.byte ?? 0
   }
 
   get bytes(): number {
@@ -125,7 +140,8 @@ export class Producer {
     const parser = new RecordParser(this.options.doc, this.builder, {
       file: this.options.file,
       ...(this.options.maxRecordChars === undefined ? {} : { maxRecordChars: this.options.maxRecordChars }),
-      ...(this.options.recover === undefined ? {} : { recover: this.options.recover })
+      ...(this.options.recover === undefined ? {} : { recover: this.options.recover }),
+      ...(this.options.resumeAt === undefined ? {} : { resumeAt: this.options.resumeAt })
     })
     this.parser = parser
     return parser
@@ -140,20 +156,49 @@ export class Producer {
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b]
+const FINGERPRINT_SPAN = 64 * 1024
 
-const isGzip = (path: string): boolean => {
-  const fd = fs.openSync(path, "r")
-  try {
-    const head = Buffer.alloc(2)
-    return fs.readSync(fd, head, 0, 2, 0) === 2 && head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]
-  } finally {
-    fs.closeSync(fd)
-  }
+/**
+ * What identifies an input across runs: a file's size, whether it is gzip, and a
+ * fingerprint of its first and last 64 KiB. Stdin has none of these.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface InputInfo {
+  readonly file: string
+  readonly size: number | undefined
+  readonly gzip: boolean
+  readonly fingerprint: string | undefined
 }
 
 /**
- * An input opened for reading: "-" is stdin; a file starting with the gzip magic bytes is
- * decompressed on the fly.
+ * @since 0.1.0
+ * @category producer
+ */
+export const inspectInput = (file: string): Effect.Effect<InputInfo, ReadError> =>
+  Effect.try({
+    try: (): InputInfo => {
+      if (file === "-") return { file, size: undefined, gzip: false, fingerprint: undefined }
+      const fd = fs.openSync(file, "r")
+      try {
+        const size = fs.fstatSync(fd).size
+        const head = Buffer.alloc(Math.min(FINGERPRINT_SPAN, size))
+        fs.readSync(fd, head, 0, head.length, 0)
+        const tail = Buffer.alloc(Math.min(FINGERPRINT_SPAN, size))
+        fs.readSync(fd, tail, 0, tail.length, size - tail.length)
+        const fingerprint = createHash("sha256").update(String(size)).update(head).update(tail).digest("hex")
+        return { file, size, gzip: head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1], fingerprint }
+      } finally {
+        fs.closeSync(fd)
+      }
+    },
+    catch: (cause) => new ReadError({ file, cause })
+  })
+
+/**
+ * An input opened for reading from XML byte `fromByte`: "-" is stdin; gzip is decompressed
+ * on the fly (and, to resume, decompressed bytes before `fromByte` are dropped).
  *
  * @since 0.1.0
  * @category models
@@ -165,34 +210,48 @@ export interface OpenedInput {
 
 const READ_CHUNK = 256 * 1024
 
-export const openInput = (file: string): Effect.Effect<OpenedInput, ReadError> =>
+const dropFirst = (count: number): Transform => {
+  let left = count
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (left >= chunk.length) {
+        left -= chunk.length
+        return done()
+      }
+      const rest = chunk.subarray(left)
+      left = 0
+      done(null, rest)
+    }
+  })
+}
+
+export const openInput = (info: InputInfo, fromByte = 0): Effect.Effect<OpenedInput, ReadError> =>
   Effect.try({
     try: (): OpenedInput => {
-      if (file === "-") {
-        const progress: ReadProgress = {
-          sourceBytes: () => progress.xmlBytes,
-          xmlBytes: 0,
-          records: 0,
-          rejects: 0,
-          sourceSize: undefined
-        }
-        return { readable: process.stdin, progress }
-      }
-      const size = fs.statSync(file).size
-      const gzip = isGzip(file)
-      const source = fs.createReadStream(file, { highWaterMark: READ_CHUNK })
-      const progress: ReadProgress = {
-        sourceBytes: () => source.bytesRead,
-        xmlBytes: 0,
+      const progress = (sourceBytes: () => number): ReadProgress => ({
+        sourceBytes,
+        xmlBytes: fromByte,
         records: 0,
         rejects: 0,
-        sourceSize: size
+        sourceSize: info.size
+      })
+      if (info.file === "-") {
+        if (fromByte > 0) throw new Error("stdin cannot be resumed")
+        const p = progress(() => p.xmlBytes)
+        return { readable: process.stdin, progress: p }
       }
-      if (!gzip) return { readable: source, progress }
+      if (!info.gzip) {
+        const source = fs.createReadStream(info.file, { highWaterMark: READ_CHUNK, start: fromByte })
+        return { readable: source, progress: progress(() => fromByte + source.bytesRead) }
+      }
+      const source = fs.createReadStream(info.file, { highWaterMark: READ_CHUNK })
       const gunzip = zlib.createGunzip({ chunkSize: READ_CHUNK })
-      return { readable: pipeline(source, gunzip, () => {}), progress }
+      const readable = fromByte > 0
+        ? pipeline(source, gunzip, dropFirst(fromByte), () => {})
+        : pipeline(source, gunzip, () => {})
+      return { readable, progress: progress(() => source.bytesRead) }
     },
-    catch: (cause) => new ReadError({ file, cause })
+    catch: (cause) => new ReadError({ file: info.file, cause })
   })
 
 const toParseError = (file: string, offset: number) => (e: unknown): XmlParseError =>
