@@ -44,7 +44,7 @@ export const transactionClient = Effect.gen(function*() {
 })
 
 /**
- * Streams `chunks` into `COPY … FROM STDIN`, yielding to the event loop between chunks.
+ * Streams `chunks` into `COPY … FROM STDIN`, honouring the stream's backpressure.
  * Interruption sends CopyFail and waits (bounded) for the server to acknowledge it.
  */
 export const copyIn = (client: Pg.PoolClient, sql: string, chunks: ReadonlyArray<Buffer | string>) =>
@@ -63,12 +63,14 @@ export const copyIn = (client: Pg.PoolClient, sql: string, chunks: ReadonlyArray
         resume(Effect.succeed(stream.rowCount))
       }
     })
+    // Write until the stream pushes back, then wait for "drain": a batch is a few MB, so this
+    // never holds the event loop long, and COPY does not wait a loop turn per chunk.
     let i = 0
     const pump = (): void => {
-      if (settled) return
-      if (i === chunks.length) return void stream.end()
-      if (stream.write(chunks[i++]!)) setImmediate(pump)
-      else stream.once("drain", pump)
+      while (!settled && i < chunks.length) {
+        if (!stream.write(chunks[i++]!)) return void stream.once("drain", pump)
+      }
+      if (!settled) stream.end()
     }
     pump()
     return Effect.async<void>((done) => {

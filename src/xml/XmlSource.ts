@@ -254,6 +254,15 @@ export const openInput = (info: InputInfo, fromByte = 0): Effect.Effect<OpenedIn
     catch: (cause) => new ReadError({ file: info.file, cause })
   })
 
+/**
+ * Parsing a chunk is synchronous; between chunks the event loop must run, or the writers'
+ * socket callbacks wait behind the parser. Effect's own yield stays in the microtask queue.
+ */
+const yieldToIo = Effect.async<void>((resume) => {
+  const handle = setImmediate(() => resume(Effect.void))
+  return Effect.sync(() => clearImmediate(handle))
+})
+
 const toParseError = (file: string, offset: number) => (e: unknown): XmlParseError =>
   e instanceof XmlParseError ? e : new XmlParseError({ file, offset, reason: causeMessage(e) })
 
@@ -287,7 +296,7 @@ export const batches = (
       (cause) => new ReadError({ file: options.file, cause }),
       { chunkSize: READ_CHUNK }
     ).pipe(
-      Stream.mapConcatEffect((chunk) => step(() => producer.write(chunk))),
+      Stream.mapConcatEffect((chunk) => Effect.zipLeft(step(() => producer.write(chunk)), yieldToIo)),
       Stream.concat(Stream.suspend(() => Stream.fromIterableEffect(step(() => producer.end()))))
     )
   })
