@@ -3,7 +3,7 @@
  * → UTF-8 text → RecordParser → BatchBuilder, as a pull-based Stream of batches. A chunk is
  * read only when downstream pulls, so a slow database holds the reader back.
  */
-import { NodeStream } from "@effect/platform-node"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Effect, Stream } from "effect"
 import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
