@@ -10,11 +10,15 @@ import { DatabaseLive, PgPool, type PoolSettings } from "./db/PgPool.js"
 import { cleanStaging, initSchema } from "./db/Staging.js"
 import type { DbError } from "./Errors.js"
 import { type IngestError, ingestFile, type IngestSummary } from "./pipeline/Ingest.js"
+import type { ProgressReporter } from "./pipeline/Progress.js"
 import { makeRejectsFile } from "./pipeline/RejectsFile.js"
 import { GroupsDocument } from "./shape/GroupEvents.js"
 import type { DocumentShape } from "./shape/Shape.js"
 
 /**
+ * One call of `Xml2Pg.ingest`: the inputs in load order (paths, or `-` for stdin), the
+ * settings, and optionally a stop signal, a progress reporter and the resume policy.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -23,6 +27,10 @@ export interface IngestRequest {
   readonly settings: IngestSettings
   /** completes when the load should stop reading and finish its in-flight batches */
   readonly stop?: Effect.Effect<void>
+  /** how progress is shown while loading; default: a log line every `settings.progressEveryMillis` */
+  readonly reporter?: ProgressReporter
+  /** resume an unfinished run of the same file: "auto" (default), "require", "never" */
+  readonly resume?: "auto" | "require" | "never"
 }
 
 /**
@@ -47,7 +55,9 @@ export class Xml2Pg extends Effect.Service<Xml2Pg>()("xml2pg/Xml2Pg", {
             doc,
             settings: request.settings,
             rejects,
-            ...(request.stop === undefined ? {} : { stop: request.stop })
+            ...(request.stop === undefined ? {} : { stop: request.stop }),
+            ...(request.reporter === undefined ? {} : { reporter: request.reporter }),
+            ...(request.resume === undefined ? {} : { resume: request.resume })
           }))
       }).pipe(Effect.scoped, Effect.provide(context))
     return { doc, init, clean, ingest } as const

@@ -4,7 +4,7 @@ import { PlatformConfigProvider } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Cause, ConfigError, ConfigProvider, Effect, Exit, Layer, Logger, LogLevel, Option } from "effect"
 import { run } from "./cli/Cli.js"
-import { LoggingLive, parseLogLevel } from "./cli/Logging.js"
+import { loggerLayer, loggingFromArgs, parseLogLevel, writeStderr } from "./cli/Logging.js"
 import { ABORT_EXIT_CODE, makeStopSignal, StopSignal } from "./cli/Signals.js"
 import { ConfigurationError } from "./Errors.js"
 
@@ -22,7 +22,10 @@ const ConfigLive = Layer.unwrapEffect(Effect.gen(function*() {
   )
 }))
 
-const logLevel = parseLogLevel(process.env["XML2PG_LOG_LEVEL"] ?? "info") ?? LogLevel.Info
+const logging = loggingFromArgs(process.argv.slice(2), process.env)
+const logLevel = logging.quiet
+  ? LogLevel.Error
+  : parseLogLevel(process.env["XML2PG_LOG_LEVEL"] ?? "info") ?? LogLevel.Info
 const stop = makeStopSignal()
 
 const USAGE = 2
@@ -56,12 +59,12 @@ const program = run(process.argv).pipe(
   Effect.provideService(StopSignal, stop.service),
   Effect.provide(ConfigLive),
   Effect.provide(NodeContext.layer),
-  Effect.provide(LoggingLive),
+  Effect.provide(loggerLayer(logging.format)),
   Logger.withMinimumLogLevel(logLevel)
 )
 
 const fiber = Effect.runFork(program)
-stop.install(fiber, (line) => process.stderr.write(`${line}\n`))
+stop.install(fiber, writeStderr)
 fiber.addObserver((exit) => {
   process.exit(exitCodeOf(exit))
 })

@@ -12,8 +12,10 @@ export { cleanStaging, initSchema, schemaStatements } from "./db/Staging.js"
 export { ConfigurationError, DbError, ReadError, RejectsWriteError, XmlParseError } from "./Errors.js"
 export { canonicalTimestamp, type GenerateOptions, generateGroups, renderXml, writeSample } from "./generate/Generator.js"
 export * as Metrics from "./metrics/Metrics.js"
+export * as MetricsServer from "./metrics/MetricsServer.js"
 export type { Batch, BatchLimits } from "./pipeline/Batch.js"
 export { type IngestError, ingestFile, type IngestOptions, type IngestSummary } from "./pipeline/Ingest.js"
+export { logProgress, type ProgressReporter, type ProgressSnapshot } from "./pipeline/Progress.js"
 export { Event, Group, GroupsDocument } from "./shape/GroupEvents.js"
 export {
   attribute,

@@ -16,6 +16,7 @@ interface Parsed {
 
 interface RunOptions {
   readonly maxRecordChars?: number
+  readonly recover?: boolean
 }
 
 const shapes = recordShapes(GroupsDocument)
@@ -106,9 +107,9 @@ const parse = (input: string | Uint8Array, options: RunOptions = {}): Parsed => 
   return whole
 }
 
-const parseError = (input: string | Uint8Array, size = Number.MAX_SAFE_INTEGER): XmlParseError => {
+const parseError = (input: string | Uint8Array, size = Number.MAX_SAFE_INTEGER, options: RunOptions = {}): XmlParseError => {
   try {
-    run(input, size)
+    run(input, size, options)
   } catch (e) {
     assert.instanceOf(e, XmlParseError)
     return e as XmlParseError
@@ -566,15 +567,21 @@ describe("RecordParser", () => {
       checkOffsets(input, run(input, 2))
     })
 
-    it("a record over maxRecordChars is rejected with its events; the next record loads", () => {
+    // A record is measured when it ends, and while open after each written slice (32 KiB or
+    // a smaller chunk), which bounds what saxes buffers. Records of HUGE are caught while open
+    // whatever the chunking, so the events after the point of detection are never read.
+    const LIMIT = 4096
+    const HUGE = 40_000
+
+    it("a record over maxRecordChars is rejected with the events read so far; the next record loads", () => {
       const big = `<group id="1" code="G" created_at="2026-01-01T00:00:00Z">`
       const e1 = `<event id="10" type="t" occurred_at="2026-01-01T00:00:01Z"/>`
       const input = doc(
-        `${big}<name>${"x".repeat(40)}</name>${e1}</group>\n` +
+        `${big}${e1}<name>${"x".repeat(HUGE)}</name><event id="11" type="t" occurred_at="2026-01-01T00:00:01Z"/></group>\n` +
           `<group id="2" code="G-2" created_at="2026-01-01T00:00:00Z"><name>y</name></group>`
       )
       const bytes = Buffer.from(input)
-      const r = parse(input, { maxRecordChars: 30 })
+      const r = parse(input, { maxRecordChars: LIMIT })
       assert.deepStrictEqual(r.group, [group({ ord: 3, group_id: "2", code: "G-2", name: "y" })])
       assert.deepStrictEqual(r.event, [])
       assert.deepStrictEqual(r.rejects, [
@@ -583,8 +590,8 @@ describe("RecordParser", () => {
           offset: bytes.indexOf(big),
           element: "group",
           id: "1",
-          kind: "group: record larger than 30 characters",
-          reason: "record larger than 30 characters",
+          kind: `group: larger than ${LIMIT} characters`,
+          reason: `larger than ${LIMIT} characters`,
           ord: 1
         },
         {
@@ -599,28 +606,65 @@ describe("RecordParser", () => {
       ])
     })
 
-    it("attribute values count toward maxRecordChars", () => {
-      const r = parse(
-        doc(`<group id="1" code="${"c".repeat(40)}" created_at="2026-01-01T00:00:00Z"><name>n</name></group>`),
-        { maxRecordChars: 30 }
-      )
-      assert.deepStrictEqual(r.group, [])
-      assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.reason]), [
-        ["group", "1", "record larger than 30 characters"]
+    it("a record is measured whole, markup included: records up to the limit load", () => {
+      const record = (id: number, name: string) =>
+        `<group id="${id}" code="G" created_at="2026-01-01T00:00:00Z"><name>${name}</name>` +
+        `<event id="${id}" type="t" occurred_at="2026-01-01T00:00:01Z"/></group>`
+      const exact = record(1, "x".repeat(LIMIT - record(1, "").length))
+      assert.strictEqual(exact.length, LIMIT)
+      const over = record(2, "x".repeat(LIMIT - record(2, "").length + 1))
+      const input = doc(`${exact}\n${over}\n${record(3, "z")}`)
+      const r = parse(input, { maxRecordChars: LIMIT })
+      assert.deepStrictEqual(r.group.map((g) => g["group_id"]), ["1", "3"])
+      assert.deepStrictEqual(r.event.map((e) => e["event_id"]), ["1", "3"])
+      assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.offset, j.reason]), [
+        ["group", "2", Buffer.from(input).indexOf(over), `larger than ${LIMIT} characters`],
+        ["event", "2", Buffer.from(input).indexOf(`<event id="2"`), "enclosing <group> rejected"]
       ])
     })
 
-    it("text over maxRecordChars inside an event rejects that event; a group read before it loads", () => {
-      const e1 = `<event id="10" type="t" occurred_at="2026-01-01T00:00:01Z">`
-      const r = parse(
-        doc(`<group ${G}><name>n</name>${e1}<payload>${"p".repeat(40)}</payload></event></group>`),
-        { maxRecordChars: 60 }
-      )
-      assert.deepStrictEqual(r.group, [group({ ord: 1 })])
-      assert.deepStrictEqual(r.event, [])
-      assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.reason]), [
-        ["event", "10", "record larger than 60 characters"]
+    it("attribute values count toward maxRecordChars: a start tag over it is rejected before it ends", () => {
+      const tag = `<group id="1" code="${"c".repeat(HUGE)}" created_at="2026-01-01T00:00:00Z">`
+      const input = doc(`${tag}<name>n</name></group>\n<group ${G.replace(`"1"`, `"2"`)}><name>n</name></group>`)
+      const r = parse(input, { maxRecordChars: LIMIT })
+      assert.deepStrictEqual(r.group, [group({ ord: 2, group_id: "2" })])
+      assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.offset, j.reason, j.ord]), [
+        ["group", null, Buffer.from(input).indexOf(tag), `larger than ${LIMIT} characters`, 1]
       ])
+    })
+
+    it("text over maxRecordChars inside an event rejects the whole group with its events", () => {
+      const e1 = `<event id="10" type="t" occurred_at="2026-01-01T00:00:01Z">`
+      const input = doc(
+        `<group ${G}><name>n</name>${e1}<payload>${"p".repeat(HUGE)}</payload></event></group>\n` +
+          `<group id="2" code="G-2" created_at="2026-01-01T00:00:00Z"><name>y</name></group>`
+      )
+      const r = parse(input, { maxRecordChars: LIMIT })
+      assert.deepStrictEqual(r.group, [group({ ord: 3, group_id: "2", code: "G-2", name: "y" })])
+      assert.deepStrictEqual(r.event, [])
+      const bytes = Buffer.from(input)
+      assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.offset, j.reason]), [
+        ["group", "1", bytes.indexOf(`<group ${G}>`), `larger than ${LIMIT} characters`],
+        ["event", "10", bytes.indexOf(e1), "enclosing <group> rejected"]
+      ])
+    })
+
+    it("markup over maxRecordChars counts too: many attributes, deep nesting", () => {
+      const attrs = Array.from({ length: 5000 }, (_, i) => ` a${i}="${i}"`).join("")
+      const deep = "<x>".repeat(5000) + "</x>".repeat(5000)
+      const input = doc(
+        `<group ${G}${attrs}><name>n</name></group>\n` +
+          `<group id="2" code="G" created_at="2026-01-01T00:00:00Z"><name>n</name>${deep}</group>\n` +
+          `<group id="3" code="G" created_at="2026-01-01T00:00:00Z"><name>n</name></group>`
+      )
+      const r = parse(input, { maxRecordChars: LIMIT })
+      assert.deepStrictEqual(r.group.map((g) => g["group_id"]), ["3"])
+      assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.reason]), [
+        ["group", null, `larger than ${LIMIT} characters`],
+        ["group", "2", `larger than ${LIMIT} characters`]
+      ])
+      // without the limit, deep nesting in an unknown element is just skipped
+      assert.deepStrictEqual(run(input, Number.MAX_SAFE_INTEGER).group.map((g) => g["group_id"]), ["1", "2", "3"])
     })
   })
 
@@ -634,27 +678,115 @@ describe("RecordParser", () => {
       }
     })
 
-    it("malformed XML", () => {
-      assert.include(parseError(doc(`<group ${G}><name>n</name>`)).message, "in.xml: XML error at byte")
-      parseError(`<groups><group ${G}><name>n</group></groups>`)
-      parseError(`<groups><group ${G} id="2"><name>n</name></group></groups>`)
-      parseError(`<groups><group ${G}><name>a & b</name></group></groups>`)
-      parseError(`<groups></groups><groups></groups>`)
-      parseError(``)
-      for (const size of [1, 3]) parseError(doc(`<group ${G}><name>n</name>`), size)
+    it("malformed XML after the root opened loses the broken record only; strict mode fails", () => {
+      const cases: Array<readonly [string, Array<Array<string | null>>]> = [
+        [`<groups><group ${G}><name>n</name>`, [["group", "1", "input ends inside <group> (truncated?)"]]],
+        [doc(`<group ${G}><name>n</name>`), [["group", "1", "malformed XML: unexpected close tag."]]],
+        [`<groups><group ${G}><name>n</name></grop></groups>`, [["group", "1", "malformed XML: unexpected close tag."]]],
+        [`<groups><group ${G}><name>n</group></groups>`, [["group", "1", "malformed XML: unexpected close tag."]]],
+        [`<groups><group ${G} id="2"><name>n</name></group></groups>`, [[
+          "group",
+          null,
+          "malformed XML: duplicate attribute: id."
+        ]]],
+        [`<groups><group ${G}><name>a & b;</name></group></groups>`, [[
+          "group",
+          "1",
+          "malformed XML: disallowed character in entity name."
+        ]]],
+        [`<groups></groups><groups></groups>`, [["groups", null, "malformed XML: documents may contain only one root."]]],
+        [`<groups></groups>trailing`, [["groups", null, "malformed XML: text data outside of root node."]]],
+        [`<groups><group`, [["groups", null, "input ends inside <groups> (truncated?)"]]],
+        [`<groups><group id="1" code=`, [["group", null, "input ends inside <group> (truncated?)"]]]
+      ]
+      for (const [input, rejects] of cases) {
+        for (const size of [1, 3, Number.MAX_SAFE_INTEGER]) {
+          const r = run(input, size)
+          assert.deepStrictEqual(r.group, [], input)
+          // where saxes notices a break between records depends on the chunking: offsets are not compared
+          assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.reason]), rejects, input)
+          assert.include(parseError(input, size, { recover: false }).message, "in.xml: XML error at byte ", input)
+        }
+      }
     })
 
-    it("bytes that are not UTF-8", () => {
-      const input = Buffer.concat([
-        Buffer.from(`<groups><group ${G}><name>ok `),
-        Buffer.from([0xff]),
-        Buffer.from(`</name></group></groups>`)
+    it("recovery restarts at the next <group>; offsets stay exact", () => {
+      const g1 = `<group ${G}><name>ok</name></group>`
+      const g2 = `<group id="2" code="G" created_at="2026-01-01T00:00:00Z"><name>Ж &bad; ж</name>` +
+        `<event id="5" type="t" occurred_at="2026-01-01T00:00:01Z"/></group>`
+      const g3 = `<group id="3" code="Ж" created_at="2026-01-01T00:00:00Z"><name>ok</name><event id="6" type=""/></group>`
+      const input = doc(`${g1}\n<!-- between --> stray </oops> text\n${g2}\n${g3}`)
+      const bytes = Buffer.from(input)
+      const r = parse(input)
+      assert.deepStrictEqual(r.group.map((g) => [g["group_id"], g["ord"]]), [["1", 1], ["3", 3]])
+      assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.offset, j.reason, j.ord]), [
+        ["groups", null, bytes.indexOf("</oops>") + "</oops>".length, "malformed XML: unexpected close tag.", 0],
+        ["group", "2", bytes.indexOf("<group id=\"2\""), "malformed XML: undefined entity.", 2],
+        ["event", "6", bytes.indexOf("<event id=\"6\""), `bad attribute type: "" empty`, 4]
       ])
-      for (const size of [1, 7, input.length]) {
-        assert.strictEqual(parseError(input, size).reason, "input is not valid UTF-8")
+    })
+
+    it("not a <groups> document fails even in recover mode", () => {
+      for (const input of ["", "   ", "hello, not XML", `{"groups": []}`, "<?xml version=\"1.0\"?>", "\u0000\u0001"]) {
+        for (const size of [1, 3, Number.MAX_SAFE_INTEGER]) {
+          assert.include(parseError(input, size).reason, "not a <groups> document: ", JSON.stringify(input))
+        }
+      }
+    })
+
+    it("bytes that are not UTF-8 reject the record holding them; strict mode fails", () => {
+      const g2 = `<group id="2" code="G" created_at="2026-01-01T00:00:00Z">`
+      const input = Buffer.concat([
+        Buffer.from(`<groups><group ${G}><name>ok</name></group>${g2}<name>ok `),
+        Buffer.from([0xff]),
+        Buffer.from(`</name></group><group id="3" code="Ж" created_at="2026-01-01T00:00:00Z"><name>ok</name></group>`),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from(`<group id="x" code="G" created_at="2026-01-01T00:00:00Z"><name>n</name></group></groups>`)
+      ])
+      for (const size of [1, 2, 3, 7, input.length]) {
+        const r = run(input, size)
+        assert.deepStrictEqual(r.group.map((g) => g["group_id"]), ["1", "3"], `chunk size ${size}`)
+        // offsets after the invalid bytes are still exact
+        assert.deepStrictEqual(r.rejects.map((j) => [j.element, j.id, j.offset, j.reason]), [
+          ["group", "2", input.indexOf(g2), `invalid UTF-8: at byte ${input.indexOf(0xff)}`],
+          ["groups", null, input.indexOf(0xc3), "invalid UTF-8 outside records"],
+          ["group", "x", input.indexOf(`<group id="x"`), `bad attribute id: "x" not an id in 1..2^63-1`]
+        ])
+        const e = parseError(input, size, { recover: false })
+        assert.deepStrictEqual([e.reason, e.offset], ["input is not valid UTF-8", input.indexOf(0xff)])
       }
       const truncated = Buffer.concat([Buffer.from(`<groups><group ${G}><name>`), Buffer.from("Ж").subarray(0, 1)])
-      assert.include(parseError(truncated).reason, "UTF-8")
+      assert.deepStrictEqual(parse(truncated).rejects.map((j) => [j.id, j.reason]), [
+        ["1", "input ends inside <group> (truncated?)"]
+      ])
+      assert.strictEqual(parseError(truncated, 1, { recover: false }).reason, "input ends inside a UTF-8 character")
+    })
+
+    it("a U+FFFD written in the input is a character like any other, however the bytes are split", () => {
+      const input = doc(`<group ${G}><name>a\uFFFDb</name></group>`)
+      const bytes = Buffer.from(input)
+      for (let cut = 1; cut < bytes.length; cut++) {
+        for (const size of [1, 2]) {
+          const r = runPieces([bytes.subarray(0, cut), ...chunked(bytes.subarray(cut), size)])
+          assert.deepStrictEqual(r.rejects, [], `cut ${cut}, then chunks of ${size}`)
+          assert.strictEqual(r.group[0]!["name"], "a\uFFFDb")
+        }
+      }
+    })
+
+    it("an invalid byte at the end of a decode slice is caught", () => {
+      const head = Buffer.from(`<groups><group ${G}><name>`)
+      for (const at of [32 * 1024 - 1, 32 * 1024, 32 * 1024 + 1]) {
+        const input = Buffer.concat([
+          head,
+          Buffer.alloc(at - head.length, "a"),
+          Buffer.from([0xff]),
+          Buffer.from(`</name></group></groups>`)
+        ])
+        assert.strictEqual(input[at], 0xff)
+        const r = run(input, Number.MAX_SAFE_INTEGER)
+        assert.deepStrictEqual(r.rejects.map((j) => j.reason), [`invalid UTF-8: at byte ${at}`], `at ${at}`)
+      }
     })
 
     it("a declared encoding other than UTF-8", () => {

@@ -3,14 +3,19 @@
  * `xml2pg.ini`), so a flag wins over everything else.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { type Config, Console, Effect, Option } from "effect"
+import { type Config, Effect, Option } from "effect"
 import { type IngestSettings, SettingConfigs } from "../config/Settings.js"
 import { Xml2Pg } from "../Xml2Pg.js"
 import { connection, withDatabase } from "./Database.js"
 import { dbCommand } from "./DbCommand.js"
 import { generateCommand } from "./GenerateCommand.js"
+import { loggingOptions, resolveLogging, withLogging } from "./Logging.js"
+import { chooseReporter, withMetricsEndpoint } from "./Progress.js"
 import { StopSignal } from "./Signals.js"
-import { summaryTable } from "./Summary.js"
+import { printSummary, summaryOnFailure } from "./Summary.js"
+
+/** The root command and its own options; a subcommand reads them with `yield* base`. */
+const base = Command.make("xml2pg", loggingOptions)
 
 // == commands
 
@@ -41,6 +46,7 @@ const positive = (name: string, description: string, fallback: Config.Config<num
 
 const ingestOptions = {
   ...connection,
+  ...loggingOptions,
   writers: positive("writers", "concurrent COPY writers (env XML2PG_WRITERS)", SettingConfigs.writers).pipe(
     Options.withAlias("w")
   ),
@@ -59,6 +65,28 @@ const ingestOptions = {
   ),
   maxRecordBytes: positive("max-record-bytes", "reject a record larger than this", SettingConfigs.maxRecordBytes),
   progressEvery: positive("progress-every", "ms between progress lines", SettingConfigs.progressEveryMillis),
+  strict: Options.boolean("strict").pipe(
+    Options.withDescription("fail on the first malformed XML instead of skipping the broken record"),
+    Options.withFallbackConfig(SettingConfigs.strict)
+  ),
+  maxErrors: Options.integer("max-errors").pipe(
+    Options.withDescription("stop the run after more rejected records than this (committed batches stay)"),
+    Options.optional
+  ),
+  resume: Options.choice("resume", ["auto", "require", "never"]).pipe(
+    Options.withDescription(
+      "an unfinished run of the same file (path, size, content) is resumed: auto (default), require, never"
+    ),
+    Options.withDefault("auto" as const)
+  ),
+  metricsPort: Options.integer("metrics-port").pipe(
+    Options.withDescription("serve Prometheus metrics at http://127.0.0.1:PORT/metrics while loading (0: a free port)"),
+    Options.optional
+  ),
+  summaryJson: Options.text("summary-json").pipe(
+    Options.withDescription("also write the final summary as JSON to this file"),
+    Options.optional
+  ),
   files: Args.text({ name: "file" }).pipe(
     Args.withDescription("XML file (plain or gzip), or - for stdin"),
     Args.atLeast(1)
@@ -81,10 +109,17 @@ const ingestCommand = withDatabase(
         retryMaxDelayMillis: o.retryMaxDelay,
         rejectsPath: o.rejects,
         maxRecordBytes: o.maxRecordBytes,
-        progressEveryMillis: o.progressEvery
+        progressEveryMillis: o.progressEvery,
+        strict: o.strict,
+        maxErrors: Option.getOrElse(o.maxErrors, () => null)
       }
-      const summaries = yield* stop.graceful(loader.ingest({ files: o.files, settings, stop: stop.requested }))
-      yield* Console.error(summaryTable(summaries))
+      const logging = resolveLogging(yield* base, o)
+      const reporter = chooseReporter({ ...logging, everyMillis: o.progressEvery })
+      const load = loader.ingest({ files: o.files, settings, stop: stop.requested, reporter, resume: o.resume })
+      const summaries = yield* stop.graceful(
+        Option.isSome(o.metricsPort) ? load.pipe(withMetricsEndpoint(o.metricsPort.value)) : load
+      ).pipe(summaryOnFailure(o.summaryJson))
+      yield* printSummary(summaries, { format: logging.format, jsonFile: o.summaryJson })
       const rejected = summaries.some((s) => s.rejected > 0)
       if (summaries.some((s) => s.state === "interrupted")) {
         yield* Effect.logWarning("stopped before the end of input; what was committed stays in staging")
@@ -93,8 +128,12 @@ const ingestCommand = withDatabase(
         yield* Effect.logWarning(`some records were rejected; see ${o.rejects}`)
         yield* setExitCode(3)
       }
-    })).pipe(Command.withDescription("Stream XML files into the staging tables.")),
-  (o) => o.writers + 2
+    })).pipe(
+      Command.withDescription("Stream XML files into the staging tables."),
+      Command.transformHandler((effect, o) => Effect.flatMap(base, (root) => withLogging(resolveLogging(root, o))(effect)))
+    ),
+  // writers, the SqlClient, and two lock sessions
+  (o) => o.writers + 4
 )
 
 const setExitCode = (code: number) =>
@@ -102,9 +141,10 @@ const setExitCode = (code: number) =>
     process.exitCode = code
   })
 
-const root = Command.make("xml2pg").pipe(
+const root = base.pipe(
   Command.withDescription("Stream XML files of any size into PostgreSQL."),
-  Command.withSubcommands([initCommand, ingestCommand, cleanCommand, generateCommand, dbCommand])
+  Command.withSubcommands([initCommand, ingestCommand, cleanCommand, generateCommand, dbCommand]),
+  Command.transformHandler((effect, root) => withLogging(resolveLogging(root))(effect))
 )
 
 export const run = Command.run(root, { name: "xml2pg", version: "0.1.0" })

@@ -7,6 +7,9 @@
 import { Config, Option } from "effect"
 
 /**
+ * Everything a load needs besides the connection: schema, writers, queue and batch limits,
+ * retries, the rejects file, error limits and the progress interval.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -37,6 +40,8 @@ export interface IngestSettings {
 }
 
 /**
+ * The default of every setting: what the CLI flags and `IngestConfig` fall back to.
+ *
  * @since 0.1.0
  * @category defaults
  */

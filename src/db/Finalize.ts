@@ -149,8 +149,9 @@ interface Target {
     readonly shape: RecordShape
     readonly final: string
     readonly key: string
-    /** the column of this shape holding the parent's key */
+    /** the column of this shape holding the parent's key, quoted */
     readonly column: string
+    readonly columnName: string
   } | undefined
   /** columns getting a secondary index: parent keys and timestamps */
   readonly indexed: ReadonlyArray<string>
@@ -172,7 +173,8 @@ const targets = (doc: DocumentShape, schema: string): ReadonlyArray<Target> => {
         shape: parent,
         final: qualify(schema, parent.table),
         key: quoteIdent(parent.key),
-        column: quoteIdent(parentColumn.name)
+        column: quoteIdent(parentColumn.name),
+        columnName: parentColumn.name
       },
       indexed: shape.columns
         .filter((c) => c.name !== shape.key && (isParentKey(c) || c.type.sql === "timestamptz"))
@@ -239,10 +241,11 @@ const orphanParams = (t: Target) => {
 
 const upsertSql = (t: Target, skipOrphans: boolean) => {
   const rest = t.columns.filter((c) => c !== t.key)
+  const row = (alias: string) => `(${rest.map((c) => `${alias}.${c}`).join(", ")})`
   const action = rest.length === 0
     ? "do nothing"
     : `do update set ${rest.map((c) => `${c} = excluded.${c}`).join(", ")}
-       where (${rest.map((c) => `f.${c}`).join(", ")}) is distinct from (${rest.map((c) => `excluded.${c}`).join(", ")})`
+       where ${row("f")} is distinct from ${row("excluded")}`
   return `with changed as (
       insert into ${t.final} as f (${t.columns.join(", ")}) ${loadSource(t, skipOrphans)}
       on conflict (${t.key}) ${action}
@@ -266,6 +269,18 @@ interface Counts {
   updated: number
 }
 
+type Row = Record<string, unknown>
+
+interface Outcome {
+  readonly mode: FinalizeReport["mode"]
+  readonly counts: Map<Target, Counts>
+  readonly runs: Set<number>
+}
+
+const hasPrimaryKey = "select exists (select 1 from pg_constraint where conrelid = to_regclass($1) and contype = 'p')"
+const hasForeignKey = `select exists (select 1 from pg_constraint
+  where conrelid = to_regclass($1) and confrelid = to_regclass($2) and contype = 'f')`
+
 /**
  * Moves the staging rows into the final tables (see the module comment for the rules) and
  * reports what it did. Takes the schema's exclusive lock; with `wait: false` a running
@@ -280,167 +295,153 @@ export const finalize = (
   options: FinalizeOptions
 ): Effect.Effect<FinalizeReport, DbError | LockBusyError, SqlClient.SqlClient | PgPool> =>
   Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const ts = targets(doc, schema)
     const started = performance.now()
     const steps: Array<FinalizeStep> = []
     let mark = started
-    const lap = (step: string) =>
+    const lap = (name: string) =>
       Effect.sync(() => {
         const now = performance.now()
-        steps.push({ step, millis: Math.round(now - mark) })
+        steps.push({ step: name, millis: Math.round(now - mark) })
         mark = now
       })
-    const locked = Effect.gen(function*() {
-      yield* lap("wait for schema lock")
-      const sql = yield* SqlClient.SqlClient
-      const run = <A extends object = Record<string, unknown>>(step: string, text: string, params: Array<unknown> = []) =>
-        sql.unsafe<A>(text, params).pipe(Effect.mapError(toDbError(`finalize: ${step}`)))
-      const step = <A extends object = Record<string, unknown>>(
-        name: string,
-        text: string,
-        params: Array<unknown> = []
-      ) => run<A>(name, text, params).pipe(Effect.zipLeft(lap(name)))
-      const rowCount = (name: string, text: string) =>
-        sql.unsafe(text).raw.pipe(
-          Effect.map((r) => (r as { rowCount: number | null }).rowCount ?? 0),
-          Effect.mapError(toDbError(`finalize: ${name}`)),
-          Effect.zipLeft(lap(name))
+    const query = <A extends object = Row>(name: string, text: string, params: Array<unknown> = []) =>
+      sql.unsafe<A>(text, params).pipe(Effect.mapError(toDbError(`finalize: ${name}`)))
+    /** a statement that is a step of its own in the report */
+    const step = <A extends object = Row>(name: string, text: string, params: Array<unknown> = []) =>
+      query<A>(name, text, params).pipe(Effect.zipLeft(lap(name)))
+    const first = <A extends object>(rows: ReadonlyArray<A>) => rows[0]!
+    const flag = (text: string, params: Array<unknown>) =>
+      query<{ ok: boolean }>("inspect", `select (${text}) as ok`, params).pipe(Effect.map((r) => first(r).ok))
+
+    const buildKeys = Effect.gen(function*() {
+      for (const t of ts) {
+        if (yield* flag(hasPrimaryKey, [t.final])) continue
+        yield* step(
+          `primary key ${t.shape.table}`,
+          `alter table ${t.final} add constraint ${constraintName(t.shape.table, "pkey")} primary key (${t.key})`
         )
-      const flag = (name: string, text: string, params: Array<unknown>) =>
-        run<{ ok: boolean }>(name, `select (${text}) as ok`, params).pipe(Effect.map((r) => r[0]!.ok))
-
-      const ts = targets(doc, schema)
-      for (const statement of finalizeStatements(schema)) yield* run("create bookkeeping tables", statement)
-
-      const inTransaction = Effect.gen(function*() {
-        yield* run(
-          "settings",
-          `select set_config('work_mem', $1, true), set_config('maintenance_work_mem', $2, true),
-            set_config('max_parallel_maintenance_workers', $3, true)`,
-          [options.workMem ?? "512MB", options.maintenanceWorkMem ?? "1GB", String(options.parallelWorkers ?? 4)]
+      }
+      for (const t of ts) {
+        const p = t.parent
+        if (p === undefined || (yield* flag(hasForeignKey, [t.final, p.final]))) continue
+        yield* step(
+          `foreign key ${t.shape.table}.${p.columnName}`,
+          `alter table ${t.final} add constraint ${constraintName(t.shape.table, `${p.columnName}_fkey`)}
+            foreign key (${p.column}) references ${p.final} (${p.key})`
         )
-        yield* step("lock staging tables", `lock table ${ts.map((t) => t.staging).join(", ")} in exclusive mode`)
-
-        const counts = new Map<Target, Counts>()
-        const runs = new Set<number>()
-        for (const t of ts) {
-          const rows = yield* run<{ run_id: number; n: number }>(
-            "count staging",
-            `select "run_id", count(*)::float8 as n from ${t.staging} group by "run_id"`
+      }
+      for (const t of ts) {
+        for (const column of t.indexed) {
+          const name = `${t.shape.table}_${column}_idx`
+          if (yield* flag("select to_regclass($1) is not null", [qualify(schema, name)])) continue
+          yield* step(
+            `index ${t.shape.table}(${column})`,
+            `create index ${quoteIdent(name)} on ${t.final} (${quoteIdent(column)})`
           )
-          rows.forEach((r) => runs.add(r.run_id))
-          const staged = rows.reduce((sum, r) => sum + r.n, 0)
-          counts.set(t, { staged, winners: 0, orphans: 0, orphansKept: 0, inserted: 0, updated: 0 })
         }
-        yield* lap("count staging")
-        const total = ts.reduce((sum, t) => sum + counts.get(t)!.staged, 0)
-        if (total === 0) return { mode: "nothing-to-do" as const, counts, runs }
+      }
+    })
 
-        const keyed = new Map<Target, boolean>()
-        const empty = new Map<Target, boolean>()
-        for (const t of ts) {
-          keyed.set(
-            t,
-            yield* flag(
-              "inspect",
-              "select exists (select 1 from pg_constraint where conrelid = to_regclass($1) and contype = 'p')",
-              [t.final]
-            )
-          )
-          empty.set(t, yield* flag("inspect", `select not exists (select 1 from ${t.final})`, []))
-        }
-        const firstLoad = ts.every((t) => !keyed.get(t) && empty.get(t))
-
-        const buildKeys = Effect.gen(function*() {
-          for (const t of ts) {
-            if (yield* flag("inspect", "select exists (select 1 from pg_constraint where conrelid = to_regclass($1) and contype = 'p')", [t.final])) continue
-            yield* step(
-              `primary key ${t.shape.table}`,
-              `alter table ${t.final} add constraint ${constraintName(t.shape.table, "pkey")} primary key (${t.key})`
-            )
-          }
-          for (const t of ts) {
-            const p = t.parent
-            if (p === undefined) continue
-            const exists = yield* flag(
-              "inspect",
-              `select exists (select 1 from pg_constraint
-                where conrelid = to_regclass($1) and confrelid = to_regclass($2) and contype = 'f')`,
-              [t.final, p.final]
-            )
-            if (exists) continue
-            const column = t.shape.columns.find(isParentKey)!.name
-            yield* step(
-              `foreign key ${t.shape.table}.${column}`,
-              `alter table ${t.final} add constraint ${constraintName(t.shape.table, `${column}_fkey`)}
-                foreign key (${p.column}) references ${p.final} (${p.key})`
-            )
-          }
-          for (const t of ts) {
-            for (const column of t.indexed) {
-              yield* step(
-                `index ${t.shape.table}(${column})`,
-                `create index if not exists ${constraintName(t.shape.table, `${column}_idx`)}
-                  on ${t.final} (${quoteIdent(column)})`
-              )
-            }
-          }
-        })
-
-        if (!firstLoad) yield* buildKeys
-
-        for (const t of ts) {
-          const c = counts.get(t)!
-          if (c.staged === 0) continue
-          if (t.parent !== undefined) {
-            const [o] = yield* step<{ orphans: number; kept: number }>(
+    const load = (t: Target, c: Counts, firstLoad: boolean) =>
+      Effect.gen(function*() {
+        if (t.parent !== undefined) {
+          const o = first(
+            yield* step<{ orphans: number; kept: number }>(
               `orphans ${t.shape.table}`,
               orphansSql(t, schema),
               orphanParams(t)
             )
-            c.orphans = o!.orphans
-            c.orphansKept = o!.kept
-          }
-          if (firstLoad) {
-            c.inserted = yield* rowCount(
-              `load ${t.shape.table}`,
-              `insert into ${t.final} (${t.columns.join(", ")}) ${loadSource(t, c.orphans > 0)}`
-            )
-            c.winners = c.inserted + c.orphans
-          } else {
-            const [u] = yield* step<{ inserted: number; updated: number }>(
-              `merge ${t.shape.table}`,
-              upsertSql(t, c.orphans > 0)
-            )
-            c.inserted = u!.inserted
-            c.updated = u!.updated
-            const [w] = yield* step<{ n: number }>(
+          )
+          c.orphans = o.orphans
+          c.orphansKept = o.kept
+        }
+        if (firstLoad) {
+          const name = `load ${t.shape.table}`
+          const result = yield* sql.unsafe(
+            `insert into ${t.final} (${t.columns.join(", ")}) ${loadSource(t, c.orphans > 0)}`
+          ).raw.pipe(Effect.mapError(toDbError(`finalize: ${name}`)))
+          yield* lap(name)
+          c.inserted = (result as { rowCount: number | null }).rowCount ?? 0
+          c.winners = c.inserted + c.orphans
+        } else {
+          const u = first(
+            yield* step<{ inserted: number; updated: number }>(`merge ${t.shape.table}`, upsertSql(t, c.orphans > 0))
+          )
+          c.inserted = u.inserted
+          c.updated = u.updated
+          c.winners = first(
+            yield* step<{ n: number }>(
               `count winners ${t.shape.table}`,
               `select count(distinct ${t.key})::float8 as n from ${t.staging}`
             )
-            c.winners = w!.n
-          }
+          ).n
         }
-
-        if (firstLoad) yield* buildKeys
-        yield* step("analyze", `analyze ${ts.map((t) => t.final).join(", ")}`)
-        return { mode: firstLoad ? "first-load" as const : "merge" as const, counts, runs }
       })
 
-      const result = yield* sql.withTransaction(Effect.gen(function*() {
-        const r = yield* inTransaction
-        if (r.mode === "nothing-to-do") return r
-        if (!options.keepStaging) yield* step("remove staging rows", `truncate ${ts.map((t) => t.staging).join(", ")}`)
-        const report = makeReport(schema, ts, r, steps, !options.keepStaging, started)
-        yield* step(
-          "record",
-          `insert into ${qualify(schema, FinalizeTables.history)} (started_at, mode, runs, keep_staging, report)
-            values (now(), $1, $2, $3, $4)`,
-          [r.mode, report.runs, options.keepStaging, JSON.stringify(report)]
+    const merge = Effect.gen(function*() {
+      yield* query(
+        "settings",
+        `select set_config('work_mem', $1, true), set_config('maintenance_work_mem', $2, true),
+          set_config('max_parallel_maintenance_workers', $3, true)`,
+        [options.workMem ?? "512MB", options.maintenanceWorkMem ?? "1GB", String(options.parallelWorkers ?? 4)]
+      )
+      // no ingest can add rows from here on, so what is read below is exactly what is consumed
+      yield* step("lock staging tables", `lock table ${ts.map((t) => t.staging).join(", ")} in exclusive mode`)
+
+      const counts = new Map<Target, Counts>()
+      const runs = new Set<number>()
+      for (const t of ts) {
+        const rows = yield* query<{ run_id: number; n: number }>(
+          "count staging",
+          `select "run_id", count(*)::float8 as n from ${t.staging} group by "run_id"`
         )
-        return r
-      })).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(toDbError("finalize: transaction")(e))))
-      if (result.mode !== "nothing-to-do") yield* lap("commit")
-      return makeReport(schema, ts, result, steps, result.mode !== "nothing-to-do" && !options.keepStaging, started)
+        rows.forEach((r) => runs.add(r.run_id))
+        const staged = rows.reduce((sum, r) => sum + r.n, 0)
+        counts.set(t, { staged, winners: 0, orphans: 0, orphansKept: 0, inserted: 0, updated: 0 })
+      }
+      yield* lap("count staging")
+      if (ts.every((t) => counts.get(t)!.staged === 0)) {
+        const outcome: Outcome = { mode: "nothing-to-do", counts, runs }
+        return outcome
+      }
+
+      let firstLoad = true
+      for (const t of ts) {
+        const keyed = yield* flag(hasPrimaryKey, [t.final])
+        const empty = yield* flag(`select not exists (select 1 from ${t.final})`, [])
+        if (keyed || !empty) firstLoad = false
+      }
+      if (!firstLoad) yield* buildKeys
+      for (const t of ts) {
+        const c = counts.get(t)!
+        if (c.staged > 0) yield* load(t, c, firstLoad)
+      }
+      if (firstLoad) yield* buildKeys
+      const changed = ts.filter((t) => counts.get(t)!.inserted + counts.get(t)!.updated > 0)
+      if (changed.length > 0) yield* step("analyze", `analyze ${changed.map((t) => t.final).join(", ")}`)
+      if (!options.keepStaging) yield* step("remove staging rows", `truncate ${ts.map((t) => t.staging).join(", ")}`)
+      const outcome: Outcome = { mode: firstLoad ? "first-load" : "merge", counts, runs }
+      const report = makeReport(schema, ts, outcome, steps, !options.keepStaging, started)
+      yield* step(
+        "record",
+        `insert into ${qualify(schema, FinalizeTables.history)} (started_at, mode, runs, keep_staging, report)
+          values (now(), $1, $2, $3, $4)`,
+        [outcome.mode, report.runs, options.keepStaging, JSON.stringify(report)]
+      )
+      return outcome
+    })
+
+    const locked = Effect.gen(function*() {
+      yield* lap("wait for schema lock")
+      for (const statement of finalizeStatements(schema)) yield* query("create bookkeeping tables", statement)
+      const outcome = yield* sql.withTransaction(merge).pipe(
+        Effect.catchTag("SqlError", (e) => Effect.fail(toDbError("finalize: transaction")(e)))
+      )
+      const changed = outcome.mode !== "nothing-to-do"
+      if (changed) yield* lap("commit")
+      return makeReport(schema, ts, outcome, steps, changed && !options.keepStaging, started)
     })
     return yield* withSchemaLock(schema, "exclusive", { wait: options.wait })(locked)
   }).pipe(Effect.withSpan("Finalize.finalize", { attributes: { schema } }))
@@ -448,16 +449,16 @@ export const finalize = (
 const makeReport = (
   schema: string,
   ts: ReadonlyArray<Target>,
-  r: { readonly mode: FinalizeReport["mode"]; readonly counts: Map<Target, Counts>; readonly runs: Set<number> },
+  outcome: Outcome,
   steps: ReadonlyArray<FinalizeStep>,
   stagingRemoved: boolean,
   started: number
 ): FinalizeReport => ({
   schema,
-  mode: r.mode,
-  runs: Array.from(r.runs).sort((a, b) => a - b),
+  mode: outcome.mode,
+  runs: Array.from(outcome.runs).sort((a, b) => a - b),
   tables: ts.map((t) => {
-    const c = r.counts.get(t)!
+    const c = outcome.counts.get(t)!
     return {
       table: t.shape.table,
       stagingTable: t.shape.stagingTable,

@@ -10,6 +10,9 @@ import Pg from "pg"
 import { type DbError, toDbError } from "../Errors.js"
 
 /**
+ * How to open a `pg.Pool`: the connection URL (kept `Redacted`), its size, and the
+ * `application_name` shown in `pg_stat_activity`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -20,6 +23,10 @@ export interface PoolSettings {
 }
 
 /**
+ * The `pg.Pool` that COPY writers check raw connections out of, one per writer for the
+ * length of a batch. `PgPool.layer(settings)` opens one and ends it with its scope; a host
+ * app may provide its own pool under this tag.
+ *
  * @since 0.1.0
  * @category tags
  */

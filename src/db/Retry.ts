@@ -8,6 +8,9 @@ import { Duration, Effect, Schedule } from "effect"
 import type { DbError } from "../Errors.js"
 
 /**
+ * How a batch transaction is retried after a transient error: at most `retries` times,
+ * waiting from `base`, doubling with jitter, at most `maxDelay` each time.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -51,6 +54,9 @@ export const isTransient = (e: DbError): boolean => {
 }
 
 /**
+ * The retry schedule: exponential from `base` (factor 2), each delay capped at `maxDelay`,
+ * jittered, at most `retries` times, and only while the error `isTransient`.
+ *
  * @since 0.1.0
  * @category retry
  */

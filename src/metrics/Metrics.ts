@@ -7,41 +7,77 @@
  */
 import { Effect, Metric, MetricBoundaries } from "effect"
 
-/** @since 0.1.0 */
+/**
+ * `xml2pg_records_read_total`: records parsed, loaded or rejected.
+ *
+ * @since 0.1.0
+ */
 export const recordsRead = Metric.counter("xml2pg_records_read_total", {
   description: "records parsed (loaded or rejected)",
   incremental: true
 })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_rows_loaded_total`: rows committed to the staging tables.
+ *
+ * @since 0.1.0
+ */
 export const rowsLoaded = Metric.counter("xml2pg_rows_loaded_total", {
   description: "rows committed to staging tables",
   incremental: true
 })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_records_rejected_total`: records rejected by the format's rules.
+ *
+ * @since 0.1.0
+ */
 export const recordsRejected = Metric.counter("xml2pg_records_rejected_total", {
   description: "records rejected",
   incremental: true
 })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_batches_committed_total`: batches committed.
+ *
+ * @since 0.1.0
+ */
 export const batchesCommitted = Metric.counter("xml2pg_batches_committed_total", {
   description: "batches committed",
   incremental: true
 })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_xml_bytes_total`: XML bytes parsed, after decompression.
+ *
+ * @since 0.1.0
+ */
 export const xmlBytes = Metric.counter("xml2pg_xml_bytes_total", {
   description: "XML bytes parsed (after decompression)",
   incremental: true
 })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_retries_total`: batch transactions retried after a transient database error.
+ *
+ * @since 0.1.0
+ */
 export const retries = Metric.counter("xml2pg_retries_total", {
   description: "batch transactions retried after a transient error",
   incremental: true
 })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_queue_depth`: batches parsed and waiting for a writer.
+ *
+ * @since 0.1.0
+ */
 export const queueDepth = Metric.gauge("xml2pg_queue_depth", { description: "batches parsed, waiting for a writer" })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_writers_busy`: writers inside a batch transaction.
+ *
+ * @since 0.1.0
+ */
 export const writersBusy = Metric.gauge("xml2pg_writers_busy", { description: "writers inside a batch transaction" })
-/** @since 0.1.0 */
+/**
+ * `xml2pg_batch_write_seconds`: time to write and commit one batch, retries included.
+ *
+ * @since 0.1.0
+ */
 export const batchSeconds = Metric.histogram(
   "xml2pg_batch_write_seconds",
   MetricBoundaries.exponential({ start: 0.01, factor: 2, count: 12 }),

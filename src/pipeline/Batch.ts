@@ -8,6 +8,9 @@ import { copyLine } from "../db/CopyText.js"
 import type { RecordSink, Reject } from "../xml/RecordParser.js"
 
 /**
+ * Where the batcher cuts: at most `rows` rows and about `bytes` bytes of COPY text per
+ * batch, cut only between top-level records.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -30,6 +33,10 @@ export interface TableData {
 }
 
 /**
+ * One writer's unit of work: the COPY text of consecutive top-level records for each table,
+ * their rejects, and their place in the input (byte range, record numbers). It commits in
+ * one transaction together with its ledger row.
+ *
  * @since 0.1.0
  * @category models
  */

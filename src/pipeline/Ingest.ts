@@ -106,6 +106,10 @@ export const resumePoint = (ledger: ReadonlyArray<LedgerEntry>): ResumePoint | u
 }
 
 /**
+ * Why a load stops: the input cannot be read or is not the expected XML, the database fails
+ * for good, the rejects file cannot be written, too many records were rejected, a resume
+ * is impossible, or another process holds the run's lock.
+ *
  * @since 0.1.0
  * @category errors
  */
@@ -119,6 +123,9 @@ export type IngestError =
   | LockBusyError
 
 /**
+ * What `ingestFile` needs for one input: the document shape, the settings, the rejects file,
+ * and optionally a stop signal, a progress reporter and the resume policy.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -7,6 +7,9 @@
 import { Effect, Schedule, type Scope } from "effect"
 
 /**
+ * Where a running load stands: bytes read (and the input size when known), records,
+ * rejects, rows loaded, batches, retries, queue depth, busy writers and elapsed time.
+ *
  * @since 0.1.0
  * @category models
  */

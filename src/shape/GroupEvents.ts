@@ -6,6 +6,9 @@
 import { attribute, child, type DocumentShape, parentKey, type RecordShape, ValueType } from "./Shape.js"
 
 /**
+ * `<event>` inside a `<group>`: staged in `stg_event`, final in `event`; its `group_id` is
+ * the enclosing group's id.
+ *
  * @since 0.1.0
  * @category shapes
  */
@@ -27,6 +30,8 @@ export const Event: RecordShape = {
 }
 
 /**
+ * `<group>` with its `<event>` children: staged in `stg_group_event`, final in `group_event`.
+ *
  * @since 0.1.0
  * @category shapes
  */
@@ -46,6 +51,8 @@ export const Group: RecordShape = {
 }
 
 /**
+ * The whole document: a `<groups>` root holding `<group>` records.
+ *
  * @since 0.1.0
  * @category shapes
  */

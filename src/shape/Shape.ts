@@ -43,6 +43,9 @@ export type Source =
   | { readonly _tag: "ParentKey" }
 
 /**
+ * One column of a record's tables: its name, where its value comes from, its type, and
+ * whether a record without the value is rejected.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -71,6 +74,8 @@ export interface RecordShape {
 }
 
 /**
+ * A document format: the root element's name and the top-level record shape under it.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -80,6 +85,8 @@ export interface DocumentShape {
 }
 
 /**
+ * A column read from an attribute of the record element.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -91,6 +98,9 @@ export const attribute = (name: string, column: string, type: ValueType, require
 })
 
 /**
+ * A column read from the text of a direct child element: text, entities and CDATA,
+ * concatenated and not trimmed.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -102,6 +112,8 @@ export const child = (name: string, column: string, type: ValueType, required = 
 })
 
 /**
+ * A column holding the key of the enclosing record, such as an event's `group_id`.
+ *
  * @since 0.1.0
  * @category constructors
  */

@@ -161,6 +161,14 @@ export class RecordParser {
   private inRecordTag = false
   private readonly recordElements: ReadonlySet<string>
   private ord = 0
+  /**
+   * A top-level record whose end tag saxes has just read. It reaches the sink at the next
+   * event: saxes calls the close handler before it checks that the end tag's name matches.
+   */
+  private closed: { readonly frame: Frame; readonly end: number } | undefined = undefined
+  /** a reject made outside any record since the sink last saw a record end */
+  private unflushed = false
+  private readonly resumed: boolean
   private readonly offsets: ByteOffsets
 
   constructor(doc: DocumentShape, private readonly sink: RecordSink, options: RecordParserOptions) {
@@ -173,6 +181,7 @@ export class RecordParser {
     this.recordElements = new Set(recordShapes(doc).map((r) => r.element))
     this.recordStart = new RegExp(`<${this.top.shape.element.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[\\s/>]`)
     this.sax = this.newSax()
+    this.resumed = options.resumeAt !== undefined
     if (options.resumeAt !== undefined) {
       this.ord = options.resumeAt.ord
       this.restartAt(0)
@@ -182,7 +191,16 @@ export class RecordParser {
   private newSax(): Sax {
     const sax: Sax = new SaxesParser({ xmlns: false, position: false })
     sax.on("error", (e) => {
-      throw new Break(this.base + sax.position, e.message.replace(/^\d+:\d+: /, ""))
+      const reason = e.message.replace(/^\d+:\d+: /, "")
+      const closed = this.closed
+      if (closed !== undefined && reason === "unexpected close tag.") {
+        // the end tag that closed the record has another name: the record is not closed
+        this.closed = undefined
+        this.stack.push(closed.frame)
+      } else {
+        this.flushClosed()
+      }
+      throw new Break(this.base + sax.position, reason)
     })
     sax.on("xmldecl", (d) => {
       if (d.encoding !== undefined && !/^utf-?8$/i.test(d.encoding)) {
@@ -192,6 +210,7 @@ export class RecordParser {
     // The byte offset of a record's "<" (saxes has read the name and one character past it),
     // taken now while that character is still among the recent chunks.
     sax.on("opentagstart", (t) => {
+      this.flushClosed()
       if (this.depth === 0 || this.recordElements.has(t.name)) {
         this.tagStartChar = this.base + sax.position - t.name.length - 2
         this.tagStart = this.offsets.at(this.tagStartChar)
@@ -200,39 +219,57 @@ export class RecordParser {
     })
     sax.on("opentag", (t) => this.open(t))
     sax.on("closetag", () => this.close())
-    sax.on("text", (t) => this.onText(t))
-    sax.on("cdata", (t) => this.onText(t))
+    sax.on("text", (t) => {
+      this.flushClosed()
+      this.onText(t)
+    })
+    sax.on("cdata", (t) => {
+      this.flushClosed()
+      this.onText(t)
+    })
     return sax
   }
 
   /**
    * Feeds decoded text; records completed by it reach the sink before this returns.
-   * `corrupt`: the text holds U+FFFD characters decoded from invalid UTF-8.
+   * `corrupt`: positions in `text` of characters that stand for bytes that are not UTF-8.
    */
-  write(text: string, corrupt = false): void {
+  write(text: string, corrupt: ReadonlyArray<number> = []): void {
     const start = this.fed
     this.offsets.push(text)
     this.fed += text.length
-    if (corrupt) {
-      for (let i = text.indexOf("\uFFFD"); i >= 0; i = text.indexOf("\uFFFD", i + 1)) this.corrupt.push(start + i)
-    }
+    for (const i of corrupt) this.corrupt.push(start + i)
     this.feed(text, start)
   }
 
   /** Ends the document. A truncated document is reported and what came before it kept. */
   end(): void {
+    // resumed exactly at the end of the input: the attempt before saw the end already
+    if (this.resumed && this.fed === 0) return
     if (this.resyncing) {
       this.corrupt = []
-      return
+    } else {
+      try {
+        this.sax.close()
+      } catch (e) {
+        if (!(e instanceof Break)) throw e
+        if (!this.rootOpened || !this.recover) throw this.fatal(e)
+        const element = this.stack[0]?.rec.shape.element ?? (this.inRecordTag ? this.top.shape.element : this.root)
+        this.abandon({ kind: `input ends inside <${element}> (truncated?)` }, this.fed)
+      }
     }
-    try {
-      this.sax.close()
-    } catch (e) {
-      if (!(e instanceof Break)) throw e
-      if (!this.rootOpened || !this.recover) throw this.fatal(e)
-      const open = this.stack[0]
-      this.abandon({ kind: `input ends inside <${open?.rec.shape.element ?? this.root}> (truncated?)` }, this.fed)
+    if (this.corrupt.length > 0) {
+      this.documentReject({ kind: "invalid UTF-8 outside records" }, this.corrupt[0]!)
+      this.corrupt = []
     }
+    // rejects made after the last record still need a batch: one ending at the end of input
+    const end = this.offsets.at(this.fed)
+    if (this.unflushed) this.recordEnd(end, end)
+  }
+
+  private recordEnd(byteStart: number, byteEnd: number): void {
+    this.unflushed = false
+    this.sink.recordEnd(byteStart, byteEnd)
   }
 
   private feed(text: string, start: number): void {
@@ -260,6 +297,7 @@ export class RecordParser {
       this.abandon({ kind: "malformed XML", detail: e.reason }, e.position)
       return this.feed(this.offsets.textFrom(e.position), e.position)
     }
+    this.flushClosed()
     if (this.fed - this.guardFrom > this.maxRecordChars) {
       this.abandon({ kind: `larger than ${this.maxRecordChars} characters` }, this.fed)
     }
@@ -280,7 +318,7 @@ export class RecordParser {
       for (let i = open.length - 1; i > 0; i--) open[i - 1]!.children.push(open[i]!)
       const record = open[0]!
       this.emit(record, null, undefined, problem)
-      this.sink.recordEnd(record.offset, this.offsets.at(position))
+      this.recordEnd(record.offset, this.offsets.at(position))
     } else if (this.inRecordTag) {
       this.sink.reject({
         file: this.file,
@@ -291,7 +329,7 @@ export class RecordParser {
         reason: problem.detail === undefined ? problem.kind : `${problem.kind}: ${problem.detail}`,
         ord: ++this.ord
       })
-      this.sink.recordEnd(this.tagStart, this.offsets.at(position))
+      this.recordEnd(this.tagStart, this.offsets.at(position))
     } else {
       this.documentReject(problem, position)
     }
@@ -317,6 +355,7 @@ export class RecordParser {
 
   /** A break outside any record: nothing known was lost, but something may have been. */
   private documentReject(problem: Problem, position: number): void {
+    this.unflushed = true
     this.sink.reject({
       file: this.file,
       offset: this.offsets.at(Math.min(position, this.fed)),
@@ -403,6 +442,7 @@ export class RecordParser {
   }
 
   private close(): void {
+    this.flushClosed()
     const depth = this.depth--
     if (this.skipDepth !== 0) {
       if (depth === this.skipDepth) this.skipDepth = 0
@@ -423,19 +463,32 @@ export class RecordParser {
       this.stack[this.stack.length - 1]!.children.push(frame)
       return
     }
-    const end = this.base + this.sax.position
-    this.emit(frame, null, undefined, this.corruptWithin(frame.charStart, end))
+    this.closed = { frame, end: this.base + this.sax.position }
+  }
+
+  private flushClosed(): void {
+    const closed = this.closed
+    if (closed === undefined) return
+    this.closed = undefined
+    const { end, frame } = closed
+    const corrupt = this.corruptWithin(frame.charStart, end)
+    const oversize = end - frame.charStart > this.maxRecordChars
+    this.emit(frame, null, undefined, oversize ? { kind: `larger than ${this.maxRecordChars} characters` } : corrupt)
     this.guardFrom = end
-    this.sink.recordEnd(frame.offset, this.offsets.at(end))
+    this.recordEnd(frame.offset, this.offsets.at(end))
   }
 
   /** Invalid UTF-8 inside the record rejects it; before it, outside any record, is reported. */
   private corruptWithin(from: number, to: number): Problem | undefined {
     if (this.corrupt.length === 0) return undefined
+    const outside = this.corrupt[0]!
+    if (outside < from) this.documentReject({ kind: "invalid UTF-8 outside records" }, outside)
     let found: number | undefined
     for (const p of this.corrupt) {
-      if (p < from) this.documentReject({ kind: "invalid UTF-8 outside records" }, p)
-      else if (p < to) found ??= p
+      if (p >= from && p < to) {
+        found = p
+        break
+      }
     }
     this.corrupt = this.corrupt.filter((p) => p >= to)
     return found === undefined ? undefined : { kind: "invalid UTF-8", detail: `at byte ${this.offsets.at(found)}` }

@@ -74,9 +74,72 @@ const completeLength = (bytes: Uint8Array): number => {
   return n
 }
 
+/** The length of the well-formed UTF-8 sequence starting at `i`, or 0 if none starts there. */
+const sequenceLength = (bytes: Uint8Array, i: number): number => {
+  const c = bytes[i]!
+  if (c < 0x80) return 1
+  let n = 2
+  let lo = 0x80
+  let hi = 0xbf
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3
+    if (c === 0xe0) lo = 0xa0
+    else if (c === 0xed) hi = 0x9f
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4
+    if (c === 0xf0) lo = 0x90
+    else if (c === 0xf4) hi = 0x8f
+  } else {
+    return 0
+  }
+  if (i + n > bytes.length) return 0
+  const c1 = bytes[i + 1]!
+  if (c1 < lo || c1 > hi) return 0
+  for (let k = 2; k < n; k++) if ((bytes[i + k]! & 0xc0) !== 0x80) return 0
+  return n
+}
+
+/**
+ * Stands for one byte that is not UTF-8: ASCII, so the byte offsets derived from the text
+ * stay exact (U+FFFD would count 3 bytes), and a name character, as U+FFFD is.
+ */
+const INVALID_BYTE = "_"
+
+interface Decoded {
+  readonly text: string
+  /** positions in `text` of the characters standing for invalid bytes */
+  readonly corrupt: Array<number>
+  /** index in the bytes of the first invalid byte */
+  readonly firstInvalid: number
+}
+
+const decodeInvalid = (decode: (bytes: Uint8Array) => string, bytes: Uint8Array): Decoded => {
+  let text = ""
+  const corrupt: Array<number> = []
+  let firstInvalid = -1
+  let run = 0
+  let i = 0
+  while (i < bytes.length) {
+    const n = sequenceLength(bytes, i)
+    if (n > 0) {
+      i += n
+      continue
+    }
+    if (run < i) text += decode(bytes.subarray(run, i))
+    if (firstInvalid < 0) firstInvalid = i
+    corrupt.push(text.length)
+    text += INVALID_BYTE
+    run = ++i
+  }
+  if (run < bytes.length) text += decode(bytes.subarray(run))
+  return { text, corrupt, firstInvalid }
+}
+
 export class Producer {
   // The BOM is kept as U+FEFF, which saxes skips, so byte offsets count its 3 bytes.
-  // Invalid bytes become U+FFFD; `corrupt` tells the parser which slices hold such.
+  // Each byte that is not UTF-8 becomes one INVALID_BYTE, whose position the parser is told.
   private readonly decoder = new TextDecoder("utf-8", { ignoreBOM: true })
   /** bytes of an incomplete UTF-8 sequence at the end of the previous slice */
   private pending: Uint8Array = new Uint8Array(0)
@@ -103,14 +166,12 @@ export class Producer {
     // and lingers until a full GC; small ones die young and cheaply.
     for (let at = 0; at < bytes.length; at += DECODE_SLICE) {
       const slice = bytes.subarray(at, at + DECODE_SLICE)
-      const text = this.decoder.decode(slice, { stream: true })
-      const corrupt = text.includes("\uFFFD") && !this.validUtf8(slice)
-      this.pending = slice.subarray(completeLength(slice))
-      if (corrupt && this.options.recover === false) {
-        throw new XmlParseError({ file: this.options.file, offset: this.xmlBytes, reason: "input is not valid UTF-8" })
-      }
+      const data = this.pending.length === 0 ? slice : Buffer.concat([this.pending, slice])
+      const complete = completeLength(data)
+      const start = this.xmlBytes - this.pending.length
+      this.pending = new Uint8Array(data.subarray(complete))
       this.xmlBytes += slice.length
-      parser.write(text, corrupt)
+      this.decode(parser, data.subarray(0, complete), start, "input is not valid UTF-8")
     }
     return this.take()
   }
@@ -118,22 +179,23 @@ export class Producer {
   /** Ends the input; returns the last batches. Throws XmlParseError if the document is incomplete. */
   end(): Array<Batch> {
     const parser = this.parser ?? this.start()
-    const tail = this.decoder.decode()
-    if (tail.length > 0) {
-      if (this.options.recover === false) {
-        throw new XmlParseError({ file: this.options.file, offset: this.xmlBytes, reason: "input ends inside a UTF-8 character" })
-      }
-      parser.write(tail, true)
+    if (this.pending.length > 0) {
+      const tail = this.pending
+      this.pending = new Uint8Array(0)
+      this.decode(parser, tail, this.xmlBytes - tail.length, "input ends inside a UTF-8 character")
     }
     parser.end()
     this.builder.finish()
     return this.take()
   }
 
-  /** Whether the slice, with the bytes carried from the previous one, is valid UTF-8 up to its last whole character. */
-  private validUtf8(slice: Uint8Array): boolean {
-    const whole = Buffer.concat([this.pending, slice.subarray(0, completeLength(slice))])
-    return isUtf8(whole)
+  private decode(parser: RecordParser, bytes: Uint8Array, byteStart: number, reason: string): void {
+    if (isUtf8(bytes)) return parser.write(this.decoder.decode(bytes))
+    const decoded = decodeInvalid((b) => this.decoder.decode(b), bytes)
+    if (this.options.recover === false) {
+      throw new XmlParseError({ file: this.options.file, offset: byteStart + decoded.firstInvalid, reason })
+    }
+    parser.write(decoded.text, decoded.corrupt)
   }
 
   private start(): RecordParser {

@@ -1,0 +1,276 @@
+/**
+ * `npm run bench`: the parser ceiling, the producer alone, the database ceiling, the
+ * end-to-end CLI ingest and finalize, measured on the same cached input files, each run in
+ * its own child process. Prints a table per size and writes JSON and SVG under `--dir`.
+ */
+import { Command, Options } from "@effect/cli"
+import { PlatformConfigProvider } from "@effect/platform"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { SqlClient } from "@effect/sql"
+import { Console, ConfigProvider, Effect, Layer, Option, Redacted } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { LoggingLive } from "../cli/Logging.js"
+import { defaults } from "../config/Settings.js"
+import { describeUrl, resolveDatabaseUrl } from "../db/Connection.js"
+import { DatabaseLive } from "../db/PgPool.js"
+import { renderChart } from "./Chart.js"
+import { ensureInput, groupsFor, type InputFile, warmPageCache } from "./Inputs.js"
+import { formatSize, medianIndex, type SizeReport, sizeReport, skipped, type StageReport, summarize } from "./Report.js"
+import {
+  type BenchContext,
+  copyStage,
+  endToEndStage,
+  finalizeAvailable,
+  producerStage,
+  rawSaxesStage,
+  type RunMeasure,
+  type Trace
+} from "./Stages.js"
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+
+// == options
+
+const positiveList = (text: string): Option.Option<Array<number>> => {
+  const values = text.split(",").map((s) => Number(s.trim()))
+  return values.every((n) => Number.isFinite(n) && n > 0) ? Option.some(values) : Option.none()
+}
+
+const sizes = Options.text("sizes").pipe(
+  Options.withDescription("input sizes in MB, comma-separated (default 100,1000; with --quick 20)"),
+  Options.filterMap(positiveList, "--sizes takes positive numbers, e.g. 100,1000"),
+  Options.optional
+)
+
+const quick = Options.boolean("quick").pipe(
+  Options.withDescription("one ~20 MB file, one run per stage: under a minute")
+)
+
+const repeat = Options.integer("repeat").pipe(
+  Options.withDescription("runs per stage; the table shows medians"),
+  Options.withDefault(1),
+  Options.filterMap((n) => (n > 0 ? Option.some(n) : Option.none()), "--repeat must be a positive integer")
+)
+
+const ALL_STAGES = [1, 2, 3, 4, 5] as const
+
+const stages = Options.text("stages").pipe(
+  Options.withDescription("stages to run, e.g. 1,2,4 (1 raw saxes, 2 producer, 3 COPY only, 4 ingest, 5 finalize)"),
+  Options.withDefault("1,2,3,4,5"),
+  Options.filterMap((text) => {
+    const picked = text.split(",").map((s) => Number(s.trim()))
+    return picked.every((n) => (ALL_STAGES as ReadonlyArray<number>).includes(n))
+      ? Option.some(new Set(picked))
+      : Option.none()
+  }, "--stages takes numbers from 1 to 5, e.g. 1,2,4")
+)
+
+const dir = Options.text("dir").pipe(
+  Options.withDescription("where inputs are cached and results written"),
+  Options.withDefault(".bench")
+)
+
+const seed = Options.integer("seed").pipe(
+  Options.withDescription("generator seed of the main file; the merge file uses seed + 1"),
+  Options.withDefault(1)
+)
+
+const eventsPerGroup = Options.integer("events-per-group").pipe(
+  Options.withDescription("events in each generated group"),
+  Options.withDefault(2)
+)
+
+// == run
+
+interface BenchOptions {
+  readonly sizes: Option.Option<Array<number>>
+  readonly quick: boolean
+  readonly repeat: number
+  readonly stages: Set<number>
+  readonly dir: string
+  readonly seed: number
+  readonly eventsPerGroup: number
+}
+
+/** The environment of every child: the bench's database, and no XML2PG_* overrides of the defaults. */
+const childEnv = (url: Redacted.Redacted<string>): NodeJS.ProcessEnv => {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("XML2PG_")) env[k] = v
+  env["DATABASE_URL"] = Redacted.value(url)
+  env["XML2PG_LOG_LEVEL"] = "info"
+  return env
+}
+
+const describeInput = (i: InputFile) => ({ file: i.file, bytes: i.bytes, groups: i.groups, rows: i.rows })
+
+const round = (n: number, digits: number) => Number(n.toFixed(digits))
+
+/** The median end-to-end run over time, for plotting elsewhere: [seconds, MB read] and [seconds, RSS MB]. */
+const compactTrace = (trace: Trace) => ({
+  progressMb: trace.progress.map((p) => [round(p.t, 3), p.mb]),
+  rssMb: trace.samples.map((s) => [round(s.t, 3), round(s.rssKb / 1024, 1)]),
+  readMb: trace.samples.map((s) => [round(s.t, 3), round(s.rchar / 1e6, 2)])
+})
+
+const stamp = () => new Date().toISOString().replace(/[:.]/g, "-")
+
+const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFinalize: boolean, runStamp: string) =>
+  Effect.gen(function*() {
+    const groups = groupsFor(sizeMb, o.eventsPerGroup, o.seed)
+    const input = yield* ensureInput(ctx.dir, groups, o.eventsPerGroup, o.seed)
+    const wantMerge = o.stages.has(5) && hasFinalize
+    const merge = wantMerge
+      ? yield* ensureInput(ctx.dir, Math.round(groups * 1.25), o.eventsPerGroup, o.seed + 1)
+      : undefined
+    yield* warmPageCache(input.file)
+    if (merge !== undefined) yield* warmPageCache(merge.file)
+    const out: Array<StageReport> = []
+    if (o.stages.has(1)) {
+      yield* Effect.logInfo(`stage 1: raw saxes over ${path.basename(input.file)}`)
+      out.push(summarize("1", yield* rawSaxesStage(ctx, input, "default")))
+      out.push(summarize("1n", yield* rawSaxesStage(ctx, input, "no-position")))
+    }
+    if (o.stages.has(2)) {
+      yield* Effect.logInfo(`stage 2: producer over ${path.basename(input.file)}`)
+      out.push(summarize("2", yield* producerStage(ctx, input)))
+    }
+    if (o.stages.has(3)) out.push(summarize("3", yield* copyStage(ctx, input)))
+    let chart: string | undefined
+    let trace: Trace | undefined
+    if (o.stages.has(4) || o.stages.has(5)) {
+      const runs = yield* endToEndStage(ctx, input, merge)
+      out.push(summarize("4", runs.map((r) => r.ingest)))
+      if (o.stages.has(5)) {
+        if (merge === undefined) {
+          for (const id of ["5a", "5b", "5c"] as const) out.push(skipped(id, "finalize not available"))
+        } else {
+          const pick = (f: (r: (typeof runs)[number]) => RunMeasure | undefined) =>
+            runs.flatMap((r) => {
+              const m = f(r)
+              return m === undefined ? [] : [m]
+            })
+          out.push(summarize("5a", pick((r) => r.finalizeFirst)))
+          out.push(summarize("5b", pick((r) => r.ingestMerge)))
+          out.push(summarize("5c", pick((r) => r.finalizeMerge)))
+        }
+      }
+      const chosen = runs[medianIndex(runs.map((r) => r.ingest))]!
+      trace = chosen.trace
+      const references = out
+        .filter((s) => s.id === "1" || s.id === "2")
+        .map((s) => ({ label: s.id === "1" ? "raw saxes" : "producer alone", mbPerSecond: s.mbPerSecond }))
+      const svg = renderChart({
+        title: `xml2pg ingest of ${(input.bytes / 1e6).toFixed(0)} MB: MB/s and RSS over time`,
+        trace: chosen.trace,
+        references
+      })
+      chart = path.join(ctx.dir, `e2e-${sizeMb}MB-${runStamp}.svg`)
+      fs.writeFileSync(chart, svg)
+      fs.writeFileSync(path.join(ctx.dir, `latest-e2e-${sizeMb}MB.svg`), svg)
+    }
+    const report = {
+      ...sizeReport(sizeMb, describeInput(input), merge === undefined ? undefined : describeInput(merge), out, chart),
+      ...(trace === undefined ? {} : { e2eTrace: compactTrace(trace) })
+    }
+    yield* Console.log(formatSize(report, ctx.repeat) + "\n")
+    return report
+  })
+
+const serverVersion = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const rows = yield* sql<{ server_version: string }>`show server_version`
+  return rows[0]?.server_version ?? "unknown"
+}).pipe(Effect.orElseSucceed(() => "unknown"))
+
+const bench = (o: BenchOptions) =>
+  Effect.gen(function*() {
+    const benchDir = path.resolve(o.dir)
+    fs.mkdirSync(benchDir, { recursive: true })
+    const sizeList = Option.getOrElse(o.sizes, () => (o.quick ? [20] : [100, 1000]))
+    const target = yield* resolveDatabaseUrl({ embeddedDir: ".xml2pg" })
+    yield* Effect.logInfo(`database: ${describeUrl(target.url)}${target.embedded ? " (embedded)" : ""}`)
+    yield* run(o, benchDir, sizeList, target.url).pipe(
+      Effect.provide(DatabaseLive({ url: target.url, maxConnections: 2, applicationName: "xml2pg-bench" }))
+    )
+  }).pipe(Effect.scoped)
+
+const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>, url: Redacted.Redacted<string>) =>
+  Effect.gen(function*() {
+    const ctx: BenchContext = {
+      dir: benchDir,
+      env: childEnv(url),
+      bin: path.resolve(here, "../bin.js"),
+      stageMain: path.resolve(here, "StageMain.js"),
+      repeat: o.quick ? 1 : o.repeat
+    }
+    const hasFinalize = o.stages.has(5) ? yield* finalizeAvailable(ctx) : false
+    if (o.stages.has(5) && !hasFinalize) {
+      yield* Effect.logWarning("stage 5 skipped: finalize not available in this build")
+    }
+    const runStamp = stamp()
+    const startedAt = new Date().toISOString()
+    const loadBefore = os.loadavg()
+    const postgres = yield* serverVersion
+    const reports: Array<SizeReport> = []
+    for (const size of sizeList) reports.push(yield* benchOneSize(ctx, o, size, hasFinalize, runStamp))
+    const result = {
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      machine: {
+        cpus: os.cpus().length,
+        cpuModel: os.cpus()[0]?.model ?? "unknown",
+        memoryMb: Math.round(os.totalmem() / 2 ** 20),
+        node: process.version,
+        postgres,
+        loadAverageBefore: loadBefore,
+        loadAverageAfter: os.loadavg()
+      },
+      options: {
+        sizesMb: sizeList,
+        quick: o.quick,
+        repeat: ctx.repeat,
+        stages: [...o.stages].sort(),
+        seed: o.seed,
+        eventsPerGroup: o.eventsPerGroup,
+        finalizeAvailable: hasFinalize
+      },
+      settings: {
+        writers: defaults.writers,
+        queueSize: defaults.queueSize,
+        batchRows: defaults.batchRows,
+        batchBytes: defaults.batchBytes
+      },
+      sizes: reports
+    }
+    const json = JSON.stringify(result, null, 2) + "\n"
+    const file = path.join(benchDir, `results-${runStamp}.json`)
+    fs.writeFileSync(file, json)
+    fs.writeFileSync(path.join(benchDir, "latest.json"), json)
+    yield* Console.log(
+      `results: ${file} (also latest.json); load average ${loadBefore.map((n) => n.toFixed(2)).join(" ")} → ` +
+        `${os.loadavg().map((n) => n.toFixed(2)).join(" ")} on ${os.cpus().length} CPUs`
+    )
+  })
+
+const command = Command.make(
+  "bench",
+  { sizes, quick, repeat, stages, dir, seed, eventsPerGroup },
+  bench
+).pipe(Command.withDescription("Measure xml2pg stage by stage; see docs/benchmarks.md."))
+
+const ConfigLive = Layer.unwrapEffect(
+  PlatformConfigProvider.fromDotEnv(".env").pipe(
+    Effect.map((dotEnv) => Layer.setConfigProvider(ConfigProvider.fromEnv().pipe(ConfigProvider.orElse(() => dotEnv)))),
+    Effect.orElseSucceed(() => Layer.empty)
+  )
+)
+
+Command.run(command, { name: "xml2pg-bench", version: "0.1.0" })(process.argv).pipe(
+  Effect.provide(ConfigLive),
+  Effect.provide(NodeContext.layer),
+  Effect.provide(LoggingLive),
+  NodeRuntime.runMain({ disablePrettyLogger: true })
+)

@@ -1,0 +1,208 @@
+/**
+ * Medians over repeats, the ratios the performance targets are stated in, and the table.
+ */
+import { type RunMeasure, type StageId, stageNames } from "./Stages.js"
+
+export const PYTHON_BASELINE_MBPS = 6.8
+
+export interface StageReport {
+  readonly id: StageId
+  readonly name: string
+  readonly skipped?: string
+  readonly xmlBytes: number
+  readonly rows: number
+  /** medians over the runs */
+  readonly seconds: number
+  readonly mbPerSecond: number
+  readonly rowsPerSecond: number
+  readonly peakRssMb: number
+  readonly startupSeconds?: number
+  readonly runs: ReadonlyArray<RunMeasure>
+}
+
+export interface Ratios {
+  readonly "4/1"?: number
+  readonly "4/2"?: number
+  readonly "4/3"?: number
+  readonly "2/1"?: number
+}
+
+export interface LoadVsPython {
+  readonly mbPerSecond: number
+  readonly multiple: number
+}
+
+export interface SizeReport {
+  readonly sizeMb: number
+  readonly input: { readonly file: string; readonly bytes: number; readonly groups: number; readonly rows: number }
+  readonly merge?: { readonly file: string; readonly bytes: number; readonly groups: number; readonly rows: number }
+  readonly stages: ReadonlyArray<StageReport>
+  readonly ratios: Ratios
+  /** ratios with stage 4 timed from its first byte read, without process start-up */
+  readonly ratiosExcludingStartup: Ratios
+  readonly python: {
+    readonly baselineMbPerSecond: number
+    /** ingest + finalize of the first file into empty tables */
+    readonly firstLoad?: LoadVsPython
+    /** ingest + finalize of the merge file into the loaded tables */
+    readonly mergeLoad?: LoadVsPython
+  }
+  readonly chart?: string
+}
+
+export const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/** The index of the run whose time is the median (the lower one for an even count). */
+export const medianIndex = (runs: ReadonlyArray<{ readonly seconds: number }>): number => {
+  const order = runs.map((r, i) => [r.seconds, i] as const).sort((a, b) => a[0] - b[0])
+  return order[(order.length - 1) >> 1]![1]
+}
+
+export const summarize = (id: StageId, runs: ReadonlyArray<RunMeasure>): StageReport => {
+  const seconds = median(runs.map((r) => r.seconds))
+  const xmlBytes = runs[0]?.xmlBytes ?? 0
+  const rows = runs[0]?.rows ?? 0
+  const startups = runs.flatMap((r) => (r.startupSeconds === undefined ? [] : [r.startupSeconds]))
+  return {
+    id,
+    name: stageNames[id],
+    xmlBytes,
+    rows,
+    seconds,
+    mbPerSecond: xmlBytes / 1e6 / seconds,
+    rowsPerSecond: rows / seconds,
+    peakRssMb: median(runs.map((r) => r.peakRssKb)) / 1024,
+    ...(startups.length === 0 ? {} : { startupSeconds: median(startups) }),
+    runs
+  }
+}
+
+export const skipped = (id: StageId, reason: string): StageReport => ({
+  id,
+  name: stageNames[id],
+  skipped: reason,
+  xmlBytes: 0,
+  rows: 0,
+  seconds: 0,
+  mbPerSecond: 0,
+  rowsPerSecond: 0,
+  peakRssMb: 0,
+  runs: []
+})
+
+const measured = (stages: ReadonlyArray<StageReport>, id: StageId) =>
+  stages.find((s) => s.id === id && s.skipped === undefined && s.runs.length > 0)
+
+const ratiosOf = (stages: ReadonlyArray<StageReport>, ingestMbps: number | undefined): Ratios => {
+  const mbps = (id: StageId) => measured(stages, id)?.mbPerSecond
+  const out: Record<string, number> = {}
+  const put = (key: keyof Ratios, a: number | undefined, b: number | undefined) => {
+    if (a !== undefined && b !== undefined && b > 0) out[key] = a / b
+  }
+  put("4/1", ingestMbps, mbps("1"))
+  put("4/2", ingestMbps, mbps("2"))
+  put("4/3", ingestMbps, mbps("3"))
+  put("2/1", mbps("2"), mbps("1"))
+  return out
+}
+
+const loadVsPython = (bytes: number, parts: ReadonlyArray<StageReport | undefined>): LoadVsPython | undefined => {
+  if (parts.some((p) => p === undefined)) return undefined
+  const seconds = parts.reduce((n, p) => n + p!.seconds, 0)
+  const mbPerSecond = bytes / 1e6 / seconds
+  return { mbPerSecond, multiple: mbPerSecond / PYTHON_BASELINE_MBPS }
+}
+
+export const sizeReport = (
+  sizeMb: number,
+  input: SizeReport["input"],
+  merge: SizeReport["merge"] | undefined,
+  stages: ReadonlyArray<StageReport>,
+  chart: string | undefined
+): SizeReport => {
+  const ingest = measured(stages, "4")
+  const excl = ingest?.startupSeconds === undefined
+    ? undefined
+    : ingest.xmlBytes / 1e6 / (ingest.seconds - ingest.startupSeconds)
+  const firstLoad = loadVsPython(input.bytes, [ingest, measured(stages, "5a")])
+  const mergeLoad = merge === undefined
+    ? undefined
+    : loadVsPython(merge.bytes, [measured(stages, "5b"), measured(stages, "5c")])
+  return {
+    sizeMb,
+    input,
+    ...(merge === undefined ? {} : { merge }),
+    stages,
+    ratios: ratiosOf(stages, ingest?.mbPerSecond),
+    ratiosExcludingStartup: ratiosOf(stages, excl),
+    python: {
+      baselineMbPerSecond: PYTHON_BASELINE_MBPS,
+      ...(firstLoad === undefined ? {} : { firstLoad }),
+      ...(mergeLoad === undefined ? {} : { mergeLoad })
+    },
+    ...(chart === undefined ? {} : { chart })
+  }
+}
+
+// == text
+
+const fixed = (n: number, digits: number) => n.toFixed(digits)
+const thousands = (n: number) => Math.round(n).toLocaleString("en-US")
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd()
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n")
+}
+
+const label = (id: StageId) => (id === "1n" ? "1'" : id).padEnd(3)
+
+export const formatSize = (r: SizeReport, repeat: number): string => {
+  const rows = r.stages.map((s) =>
+    s.skipped !== undefined
+      ? [`${label(s.id)}${s.name}`, "", "", "", "", "", `skipped: ${s.skipped}`]
+      : [
+        `${label(s.id)}${s.name}`,
+        fixed(s.mbPerSecond, 1),
+        thousands(s.rowsPerSecond),
+        fixed(s.seconds, 2),
+        fixed(s.peakRssMb, 0),
+        s.startupSeconds === undefined ? "" : fixed(s.startupSeconds, 2),
+        ""
+      ]
+  )
+  const mb = (bytes: number) => `${fixed(bytes / 1e6, 1)} MB`
+  const head = [
+    `== ~${r.sizeMb} MB: ${r.input.file} (${mb(r.input.bytes)}, ${thousands(r.input.groups)} groups, ` +
+    `${thousands(r.input.rows)} rows)` + (repeat > 1 ? `, medians of ${repeat} runs` : ""),
+    ...(r.merge === undefined
+      ? []
+      : [`   merge file: ${r.merge.file} (${mb(r.merge.bytes)}, ${thousands(r.merge.groups)} groups)`])
+  ]
+  const body = table(["stage", "MB/s", "rows/s", "wall s", "peak RSS MB", "startup s", ""], rows)
+  const ratioText = (ratios: Ratios) =>
+    (["4/1", "4/2", "4/3", "2/1"] as const)
+      .flatMap((k) => (ratios[k] === undefined ? [] : [`${k} ${fixed(ratios[k]!, 2)}`]))
+      .join("  ")
+  const lines = [...head, "", body, ""]
+  const ratios = ratioText(r.ratios)
+  if (ratios !== "") lines.push(`ratios of MB/s: ${ratios}`)
+  const excl = ratioText(r.ratiosExcludingStartup)
+  if (excl !== "") lines.push(`  stage 4 without process start-up: ${excl}`)
+  const py = (name: string, l: LoadVsPython | undefined) =>
+    l === undefined
+      ? []
+      : [
+        `${name}: ${fixed(l.mbPerSecond, 1)} MB/s = ${fixed(l.multiple, 2)}× the Python baseline ` +
+        `(${PYTHON_BASELINE_MBPS} MB/s)`
+      ]
+  lines.push(...py("ingest + finalize, first load", r.python.firstLoad))
+  lines.push(...py("ingest + finalize, merge load", r.python.mergeLoad))
+  if (r.chart !== undefined) lines.push(`chart: ${r.chart}`)
+  return lines.join("\n")
+}

@@ -1,0 +1,272 @@
+/**
+ * The bench stages as seen from the parent: each run is a child process measured from
+ * the outside (see Child.ts); the database work of stages 3–5 happens in a fresh schema
+ * per run, created by `xml2pg init` and dropped afterwards.
+ */
+import { SqlClient } from "@effect/sql"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { defaults } from "../config/Settings.js"
+import { quoteIdent } from "../db/Identifiers.js"
+import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Child.js"
+import type { InputFile } from "./Inputs.js"
+import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
+
+export type StageId = "1" | "1n" | "2" | "3" | "4" | "5a" | "5b" | "5c"
+
+export const stageNames: Record<StageId, string> = {
+  "1": "raw saxes, default options",
+  "1n": "raw saxes, xmlns+position off",
+  "2": "producer: parse+validate+encode",
+  "3": `COPY only, ${defaults.writers} writers`,
+  "4": "ingest CLI, end to end",
+  "5a": "finalize, first load",
+  "5b": "ingest CLI, merge file",
+  "5c": "finalize, merge load"
+}
+
+/** One run of one stage. */
+export interface RunMeasure {
+  /** the time the stage is judged by: the timed section for 1–3, the whole process for 4–5 */
+  readonly seconds: number
+  /** the child process from spawn to exit */
+  readonly processSeconds: number
+  /** CLI runs: from spawn to "run N: loading" (ingest) or to "database: …" (finalize) */
+  readonly startupSeconds?: number
+  readonly rows: number
+  readonly xmlBytes: number
+  readonly peakRssKb: number
+  readonly detail?: Record<string, unknown>
+}
+
+export interface ProgressPoint {
+  readonly t: number
+  readonly mb: number
+}
+
+/** What the chart of an end-to-end run needs. */
+export interface Trace {
+  readonly seconds: number
+  readonly samples: ReadonlyArray<Sample>
+  readonly progress: ReadonlyArray<ProgressPoint>
+}
+
+export interface BenchContext {
+  readonly dir: string
+  readonly env: NodeJS.ProcessEnv
+  readonly bin: string
+  readonly stageMain: string
+  readonly repeat: number
+}
+
+let schemaCounter = 0
+
+// == children
+
+const stageChild = (ctx: BenchContext, stage: string, args: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const measured = yield* runMeasured({
+      args: [ctx.stageMain, stage, JSON.stringify(args)],
+      env: ctx.env,
+      cwd: ctx.dir
+    })
+    const line = measured.stdout.split("\n").find((l) => l.startsWith(STAGE_MARK))
+    if (measured.code !== 0 || line === undefined) {
+      return yield* new BenchError({
+        message: `stage ${stage} failed (exit ${measured.code ?? measured.signal}): ${tail(measured.stderr)}`
+      })
+    }
+    const outcome = JSON.parse(line.slice(STAGE_MARK.length)) as StageOutcome
+    return { measured, outcome }
+  })
+
+const fromOutcome = (measured: Measured, outcome: StageOutcome, rows: number): RunMeasure => ({
+  seconds: outcome.seconds,
+  processSeconds: measured.wallSeconds,
+  rows,
+  xmlBytes: outcome.xmlBytes,
+  peakRssKb: Math.max(measured.peakRssKb, outcome.maxRssKb),
+  ...(outcome.detail === undefined ? {} : { detail: outcome.detail })
+})
+
+/** `xml2pg <args>`; exit codes in `ok` count as success (ingest exits 3 when it rejected records). */
+export const cli = (ctx: BenchContext, args: ReadonlyArray<string>, ok: ReadonlyArray<number> = [0]) =>
+  Effect.gen(function*() {
+    const measured = yield* runMeasured({ args: [ctx.bin, ...args], env: ctx.env, cwd: ctx.dir })
+    if (measured.code === null || !ok.includes(measured.code)) {
+      return yield* new BenchError({
+        message: `xml2pg ${args[0]} failed (exit ${measured.code ?? measured.signal}): ${tail(measured.stderr)}`
+      })
+    }
+    return measured
+  })
+
+/** True when this build's CLI has a `finalize` command. */
+export const finalizeAvailable = (ctx: BenchContext) =>
+  runMeasured({ args: [ctx.bin, "finalize", "--help"], env: ctx.env, cwd: ctx.dir }).pipe(
+    Effect.map((m) => m.code === 0 && m.stdout.includes("keep-staging")),
+    Effect.orElseSucceed(() => false)
+  )
+
+const repeatRuns = <A, E, R>(ctx: BenchContext, run: Effect.Effect<A, E, R>) =>
+  Effect.forEach(Array.from({ length: ctx.repeat }, (_, i) => i), () => run)
+
+// == schemas
+
+/** A fresh schema, initialised by `xml2pg init` (not timed), dropped when `use` ends. */
+const withSchema = <A, E, R>(ctx: BenchContext, use: (schema: string) => Effect.Effect<A, E, R>) =>
+  Effect.acquireUseRelease(
+    Effect.gen(function*() {
+      const schema = `xml2pg_bench_${process.pid}_${++schemaCounter}`
+      yield* cli(ctx, ["init", "--schema", schema])
+      return schema
+    }),
+    use,
+    (schema) =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.unsafe(`drop schema if exists ${quoteIdent(schema)} cascade`)
+      }).pipe(
+        Effect.catchAll((e) => Effect.logWarning(`could not drop schema ${schema}: ${e.message}`))
+      )
+  )
+
+const lastRunRows = (schema: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql.unsafe<{ n: number }>(
+      `select rows_loaded::float8 as n from ${quoteIdent(schema)}.xml2pg_run order by run_id desc limit 1`
+    )
+    return rows[0]?.n ?? 0
+  }).pipe(Effect.mapError((cause) => new BenchError({ message: `cannot count loaded rows: ${cause.message}`, cause })))
+
+// == log lines
+
+const LOG_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)\s+\S+\s+(.*)$/
+
+const logTimes = (measured: Measured, pattern: RegExp): Array<{ t: number; match: RegExpExecArray }> => {
+  const out: Array<{ t: number; match: RegExpExecArray }> = []
+  for (const { line } of measured.stderrLines) {
+    const log = LOG_LINE.exec(line)
+    if (log === null) continue
+    const match = pattern.exec(log[2]!)
+    if (match !== null) out.push({ t: (Date.parse(log[1]!) - measured.startedAt) / 1000, match })
+  }
+  return out
+}
+
+/** Ingest: spawn → "run N: loading" (modules, connect, run recorded). Finalize: spawn → "database: …" (modules). */
+const startupOf = (measured: Measured): number | undefined =>
+  (logTimes(measured, /^run \d+: loading/)[0] ?? logTimes(measured, /^database: /)[0])?.t
+
+const progressOf = (measured: Measured): Array<ProgressPoint> =>
+  logTimes(measured, /^progress: read ([\d.]+) MB/).map(({ match, t }) => ({ t, mb: Number(match[1]) }))
+
+const cliRun = (measured: Measured, input: InputFile, rows: number, detail?: Record<string, unknown>): RunMeasure => {
+  const startup = startupOf(measured)
+  return {
+    seconds: measured.wallSeconds,
+    processSeconds: measured.wallSeconds,
+    ...(startup === undefined ? {} : { startupSeconds: startup }),
+    rows,
+    xmlBytes: input.bytes,
+    peakRssKb: measured.peakRssKb,
+    ...(detail === undefined ? {} : { detail })
+  }
+}
+
+// == stages
+
+export const rawSaxesStage = (ctx: BenchContext, input: InputFile, variant: "default" | "no-position") =>
+  repeatRuns(
+    ctx,
+    stageChild(ctx, "raw", { file: input.file, variant }).pipe(
+      Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, input.rows))
+    )
+  )
+
+export const producerStage = (ctx: BenchContext, input: InputFile) =>
+  repeatRuns(
+    ctx,
+    stageChild(ctx, "producer", { file: input.file }).pipe(
+      Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, outcome.rows))
+    )
+  )
+
+export const copyStage = (ctx: BenchContext, input: InputFile) =>
+  Effect.acquireUseRelease(
+    Effect.gen(function*() {
+      const encoded = path.join(ctx.dir, `encoded-${path.basename(input.file, ".xml")}-${process.pid}.bin`)
+      yield* Effect.logInfo(`stage 3: encoding ${path.basename(input.file)} into ${path.basename(encoded)} (not timed)`)
+      yield* stageChild(ctx, "encode", { file: input.file, out: encoded })
+      return encoded
+    }),
+    (encoded) =>
+      repeatRuns(
+        ctx,
+        withSchema(ctx, (schema) =>
+          stageChild(ctx, "copy", {
+            file: input.file,
+            encoded,
+            xmlBytes: input.bytes,
+            schema,
+            writers: defaults.writers,
+            queueSize: defaults.queueSize
+          }).pipe(Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, outcome.rows))))
+      ),
+    (encoded) => Effect.sync(() => fs.rmSync(encoded, { force: true }))
+  )
+
+export interface EndToEndRun {
+  readonly ingest: RunMeasure
+  readonly trace: Trace
+  readonly finalizeFirst?: RunMeasure
+  readonly ingestMerge?: RunMeasure
+  readonly finalizeMerge?: RunMeasure
+}
+
+const finalizeDetail = (measured: Measured) => ({ output: tail(measured.stderr, 3000) })
+
+/**
+ * Stage 4, and stage 5 when `merge` is given: ingest, finalize, ingest of the merge file,
+ * finalize again, all in one fresh schema.
+ */
+export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputFile | undefined) =>
+  repeatRuns(
+    ctx,
+    withSchema(ctx, (schema) =>
+      Effect.gen(function*() {
+        const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
+        const ingestArgs = (file: string) => [
+          "ingest",
+          "--schema",
+          schema,
+          "--progress-every",
+          "250",
+          "--rejects",
+          rejects,
+          file
+        ]
+        yield* Effect.logInfo(`stage 4: ingest ${path.basename(input.file)} into ${schema}`)
+        const m4 = yield* cli(ctx, ingestArgs(input.file), [0, 3])
+        const rows4 = yield* lastRunRows(schema)
+        const run: EndToEndRun = {
+          ingest: cliRun(m4, input, rows4),
+          trace: { seconds: m4.wallSeconds, samples: m4.samples, progress: progressOf(m4) }
+        }
+        if (merge === undefined) return run
+        yield* Effect.logInfo(`stage 5: finalize, ingest ${path.basename(merge.file)}, finalize`)
+        const m5a = yield* cli(ctx, ["finalize", "--schema", schema])
+        const m5b = yield* cli(ctx, ingestArgs(merge.file), [0, 3])
+        const rows5 = yield* lastRunRows(schema)
+        const m5c = yield* cli(ctx, ["finalize", "--schema", schema])
+        yield* Effect.sync(() => fs.rmSync(rejects, { force: true }))
+        return {
+          ...run,
+          finalizeFirst: cliRun(m5a, input, rows4, finalizeDetail(m5a)),
+          ingestMerge: cliRun(m5b, merge, rows5),
+          finalizeMerge: cliRun(m5c, merge, rows5, finalizeDetail(m5c))
+        }
+      }))
+  )

@@ -1,0 +1,118 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import pg from "pg"
+import { beforeAll, inject } from "vitest"
+import { tmpDir } from "./utils.js"
+
+const bench = path.resolve("dist/bench/Bench.js")
+const url = inject("databaseUrl")
+const dir = tmpDir()
+
+interface StageJson {
+  readonly id: string
+  readonly skipped?: string
+  readonly xmlBytes: number
+  readonly rows: number
+  readonly seconds: number
+  readonly mbPerSecond: number
+  readonly rowsPerSecond: number
+  readonly peakRssMb: number
+  readonly runs: ReadonlyArray<unknown>
+}
+
+interface ResultJson {
+  readonly machine: { readonly cpus: number }
+  readonly options: { readonly sizesMb: ReadonlyArray<number>; readonly finalizeAvailable: boolean }
+  readonly sizes: ReadonlyArray<{
+    readonly input: { readonly file: string; readonly bytes: number; readonly rows: number }
+    readonly stages: ReadonlyArray<StageJson>
+    readonly ratios: Record<string, number>
+    readonly chart?: string
+    readonly e2eTrace?: { readonly rssMb: ReadonlyArray<unknown> }
+  }>
+}
+
+const runBench = (args: ReadonlyArray<string>) =>
+  Effect.async<{ code: number | null; pid: number; stdout: string; stderr: string }>((resume) => {
+    const child = spawn(process.execPath, [bench, ...args], {
+      env: { PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: url },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+    child.on("close", (code) => resume(Effect.succeed({ code, pid: child.pid!, stdout, stderr })))
+    return Effect.sync(() => child.kill("SIGTERM"))
+  })
+
+/** Schemas left by the bench process `pid`; its schemas are named xml2pg_bench_<pid>_<n>. */
+const leftSchemas = (pid: number) =>
+  Effect.promise(async () => {
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    try {
+      const r = await client.query<{ n: string }>(
+        "select count(*) as n from pg_namespace where nspname like $1",
+        [`xml2pg_bench_${pid}_%`]
+      )
+      return Number(r.rows[0]!.n)
+    } finally {
+      await client.end()
+    }
+  })
+
+beforeAll(() => {
+  assert.isTrue(fs.existsSync(bench), "dist/bench/Bench.js is missing: run `npm run build` (npm test does)")
+})
+
+describe("npm run bench", () => {
+  it.live("runs every stage on a tiny file and writes JSON and SVG", () =>
+    Effect.gen(function*() {
+      const r = yield* runBench(["--quick", "--sizes", "2", "--dir", dir])
+      assert.strictEqual(r.code, 0, r.stderr)
+      assert.include(r.stdout, "ratios of MB/s: 4/1")
+
+      const latest = path.join(dir, "latest.json")
+      assert.isTrue(fs.existsSync(latest))
+      const result = JSON.parse(fs.readFileSync(latest, "utf8")) as ResultJson
+      assert.deepStrictEqual(result.options.sizesMb, [2])
+      assert.isAbove(result.machine.cpus, 0)
+      const size = result.sizes[0]!
+      assert.isAbove(size.input.bytes, 1e6)
+
+      const byId = new Map(size.stages.map((s) => [s.id, s]))
+      for (const id of ["1", "1n", "2", "3", "4"]) {
+        const s = byId.get(id)
+        assert.isDefined(s, `stage ${id}`)
+        assert.isUndefined(s!.skipped)
+        assert.strictEqual(s!.runs.length, 1)
+        assert.isAbove(s!.mbPerSecond, 0, `stage ${id} MB/s`)
+        assert.isAbove(s!.seconds, 0)
+        assert.isAbove(s!.peakRssMb, 10, `stage ${id} RSS`)
+        assert.strictEqual(s!.xmlBytes, size.input.bytes)
+      }
+      for (const id of ["2", "3", "4"]) assert.strictEqual(byId.get(id)!.rows, size.input.rows, `stage ${id} rows`)
+      for (const key of ["4/1", "4/2", "4/3", "2/1"]) assert.isAbove(size.ratios[key]!, 0, key)
+      for (const id of ["5a", "5b", "5c"]) {
+        const s = byId.get(id)!
+        if (result.options.finalizeAvailable) {
+          assert.isUndefined(s.skipped)
+          assert.isAbove(s.seconds, 0)
+        } else assert.strictEqual(s.skipped, "finalize not available")
+      }
+
+      assert.isDefined(size.chart)
+      const svg = fs.readFileSync(size.chart!, "utf8")
+      assert.match(svg, /^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/)
+      assert.include(svg, "RSS MB")
+      assert.include(svg, "<path d=\"M")
+      assert.isAbove(size.e2eTrace!.rssMb.length, 0)
+
+      assert.strictEqual(yield* leftSchemas(r.pid), 0, "the bench drops the schemas it creates")
+      assert.isEmpty(fs.readdirSync(dir).filter((f) => f.startsWith("encoded-")))
+    }), { timeout: 120_000 })
+})
