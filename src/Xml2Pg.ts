@@ -7,7 +7,10 @@ import { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
 import type { IngestSettings } from "./config/Settings.js"
 import { DatabaseLive, PgPool, type PoolSettings } from "./db/PgPool.js"
+import { finalize as finalizeStaging, type FinalizeOptions, type FinalizeReport } from "./db/Finalize.js"
+import { type LockBusyError, withSchemaLock } from "./db/Locks.js"
 import { cleanStaging, initSchema } from "./db/Staging.js"
+import { status as statusOf, type StatusOptions, type StatusReport } from "./db/Status.js"
 import type { DbError } from "./Errors.js"
 import { type IngestError, ingestFile, type IngestSummary } from "./pipeline/Ingest.js"
 import type { ProgressReporter } from "./pipeline/Progress.js"
@@ -45,8 +48,12 @@ export class Xml2Pg extends Effect.Service<Xml2Pg>()("xml2pg/Xml2Pg", {
     const doc: DocumentShape = GroupsDocument
     const init = (schema: string): Effect.Effect<void, DbError> =>
       initSchema(doc, schema).pipe(Effect.provide(context))
-    const clean = (schema: string): Effect.Effect<void, DbError> =>
-      cleanStaging(doc, schema).pipe(Effect.provide(context))
+    const clean = (schema: string): Effect.Effect<void, DbError | LockBusyError> =>
+      cleanStaging(doc, schema).pipe(withSchemaLock(schema, "exclusive", { wait: false }), Effect.provide(context))
+    const finalize = (schema: string, options: FinalizeOptions): Effect.Effect<FinalizeReport, DbError | LockBusyError> =>
+      finalizeStaging(doc, schema, options).pipe(Effect.provide(context))
+    const status = (schema: string, options?: StatusOptions): Effect.Effect<StatusReport, DbError> =>
+      statusOf(doc, schema, options).pipe(Effect.provide(context))
     const ingest = (request: IngestRequest): Effect.Effect<ReadonlyArray<IngestSummary>, IngestError> =>
       Effect.gen(function*() {
         const rejects = yield* makeRejectsFile(request.settings.rejectsPath)
@@ -60,7 +67,7 @@ export class Xml2Pg extends Effect.Service<Xml2Pg>()("xml2pg/Xml2Pg", {
             ...(request.resume === undefined ? {} : { resume: request.resume })
           }))
       }).pipe(Effect.scoped, Effect.provide(context))
-    return { doc, init, clean, ingest } as const
+    return { doc, init, clean, ingest, finalize, status } as const
   })
 }) {
   /**

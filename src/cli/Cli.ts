@@ -8,6 +8,7 @@ import { type IngestSettings, SettingConfigs } from "../config/Settings.js"
 import { Xml2Pg } from "../Xml2Pg.js"
 import { connection, withDatabase } from "./Database.js"
 import { dbCommand } from "./DbCommand.js"
+import { finalizeCommand, finalizeConnections, finalizeOptions, runFinalize, statusCommand } from "./FinalizeCommand.js"
 import { generateCommand } from "./GenerateCommand.js"
 import { loggingOptions, resolveLogging, withLogging } from "./Logging.js"
 import { chooseReporter, withMetricsEndpoint } from "./Progress.js"
@@ -34,7 +35,8 @@ const cleanCommand = withDatabase(
       const loader = yield* Xml2Pg
       yield* loader.clean(schema)
       yield* Effect.logInfo(`staging tables in ${schema} emptied`)
-    })).pipe(Command.withDescription("Empty the staging tables, the batch ledger and the rejects table."))
+    })).pipe(Command.withDescription("Empty the staging tables, the batch ledger and the rejects table.")),
+  () => 3
 )
 
 const positive = (name: string, description: string, fallback: Config.Config<number>) =>
@@ -93,47 +95,71 @@ const ingestOptions = {
   )
 }
 
+type IngestArgs = Command.Command.ParseConfig<typeof ingestOptions>
+
+const settingsOf = (o: IngestArgs): IngestSettings => ({
+  schema: o.schema,
+  writers: o.writers,
+  queueSize: o.queueSize,
+  batchRows: o.batchRows,
+  batchBytes: o.batchBytes,
+  retries: o.retries,
+  retryBaseMillis: o.retryBase,
+  retryMaxDelayMillis: o.retryMaxDelay,
+  rejectsPath: o.rejects,
+  maxRecordBytes: o.maxRecordBytes,
+  progressEveryMillis: o.progressEvery,
+  strict: o.strict,
+  maxErrors: Option.getOrElse(o.maxErrors, () => null)
+})
+
+/** The load of `ingest` and `run`: progress, metrics endpoint, summary, exit code. Returns whether it finished. */
+const ingestProgram = (o: IngestArgs) =>
+  Effect.gen(function*() {
+    const loader = yield* Xml2Pg
+    const stop = yield* StopSignal
+    const logging = resolveLogging(yield* base, o)
+    const reporter = chooseReporter({ ...logging, everyMillis: o.progressEvery })
+    const load = loader.ingest({ files: o.files, settings: settingsOf(o), stop: stop.requested, reporter, resume: o.resume })
+    const summaries = yield* stop.graceful(
+      Option.isSome(o.metricsPort) ? load.pipe(withMetricsEndpoint(o.metricsPort.value)) : load
+    ).pipe(summaryOnFailure(o.summaryJson))
+    yield* printSummary(summaries, { format: logging.format, jsonFile: o.summaryJson })
+    if (summaries.some((s) => s.state === "interrupted")) {
+      yield* Effect.logWarning("stopped before the end of input; what was committed stays in staging")
+      yield* setExitCode(130)
+      return false
+    }
+    if (summaries.some((s) => s.rejected > 0)) {
+      yield* Effect.logWarning(`some records were rejected; see ${o.rejects}`)
+      yield* setExitCode(3)
+    }
+    return true
+  })
+
+const withRootLogging = <Name extends string, R, E, A extends IngestArgs>(self: Command.Command<Name, R, E, A>) =>
+  Command.transformHandler(self, (effect, o) => Effect.flatMap(base, (root) => withLogging(resolveLogging(root, o))(effect)))
+
 const ingestCommand = withDatabase(
-  Command.make("ingest", ingestOptions, (o) =>
-    Effect.gen(function*() {
-      const loader = yield* Xml2Pg
-      const stop = yield* StopSignal
-      const settings: IngestSettings = {
-        schema: o.schema,
-        writers: o.writers,
-        queueSize: o.queueSize,
-        batchRows: o.batchRows,
-        batchBytes: o.batchBytes,
-        retries: o.retries,
-        retryBaseMillis: o.retryBase,
-        retryMaxDelayMillis: o.retryMaxDelay,
-        rejectsPath: o.rejects,
-        maxRecordBytes: o.maxRecordBytes,
-        progressEveryMillis: o.progressEvery,
-        strict: o.strict,
-        maxErrors: Option.getOrElse(o.maxErrors, () => null)
-      }
-      const logging = resolveLogging(yield* base, o)
-      const reporter = chooseReporter({ ...logging, everyMillis: o.progressEvery })
-      const load = loader.ingest({ files: o.files, settings, stop: stop.requested, reporter, resume: o.resume })
-      const summaries = yield* stop.graceful(
-        Option.isSome(o.metricsPort) ? load.pipe(withMetricsEndpoint(o.metricsPort.value)) : load
-      ).pipe(summaryOnFailure(o.summaryJson))
-      yield* printSummary(summaries, { format: logging.format, jsonFile: o.summaryJson })
-      const rejected = summaries.some((s) => s.rejected > 0)
-      if (summaries.some((s) => s.state === "interrupted")) {
-        yield* Effect.logWarning("stopped before the end of input; what was committed stays in staging")
-        yield* setExitCode(130)
-      } else if (rejected) {
-        yield* Effect.logWarning(`some records were rejected; see ${o.rejects}`)
-        yield* setExitCode(3)
-      }
-    })).pipe(
-      Command.withDescription("Stream XML files into the staging tables."),
-      Command.transformHandler((effect, o) => Effect.flatMap(base, (root) => withLogging(resolveLogging(root, o))(effect)))
-    ),
+  Command.make("ingest", ingestOptions, ingestProgram).pipe(
+    Command.withDescription("Stream XML files into the staging tables."),
+    withRootLogging
+  ),
   // writers, the SqlClient, and two lock sessions
   (o) => o.writers + 4
+)
+
+const runCommand = withDatabase(
+  Command.make("run", { ...ingestOptions, ...finalizeOptions }, (o) =>
+    Effect.gen(function*() {
+      const loader = yield* Xml2Pg
+      yield* loader.init(o.schema)
+      if (yield* ingestProgram(o)) yield* runFinalize(o.schema, o)
+    })).pipe(
+      Command.withDescription("init + ingest + finalize in one command: the common case."),
+      withRootLogging
+    ),
+  (o) => Math.max(o.writers + 4, finalizeConnections)
 )
 
 const setExitCode = (code: number) =>
@@ -143,7 +169,16 @@ const setExitCode = (code: number) =>
 
 const root = base.pipe(
   Command.withDescription("Stream XML files of any size into PostgreSQL."),
-  Command.withSubcommands([initCommand, ingestCommand, cleanCommand, generateCommand, dbCommand]),
+  Command.withSubcommands([
+    initCommand,
+    ingestCommand,
+    finalizeCommand,
+    runCommand,
+    statusCommand,
+    cleanCommand,
+    generateCommand,
+    dbCommand
+  ]),
   Command.transformHandler((effect, root) => withLogging(resolveLogging(root))(effect))
 )
 

@@ -73,6 +73,8 @@ export const finalizeStatements = (schema: string): Array<string> => [
 ]
 
 /**
+ * How finalize runs: keep or remove consumed staging rows, wait for or fail on a held lock, and per-transaction memory settings.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -122,6 +124,8 @@ export interface FinalizeStep {
 }
 
 /**
+ * What one finalize did: its mode, the runs it consumed, per-table counts and the time of each step.
+ *
  * @since 0.1.0
  * @category models
  */

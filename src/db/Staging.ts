@@ -8,6 +8,7 @@ import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 import { toDbError } from "../Errors.js"
 import { type DocumentShape, type RecordShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
+import { finalizeStatements, FinalizeTables } from "./Finalize.js"
 import { qualify, quoteIdent } from "./Identifiers.js"
 
 /**
@@ -74,6 +75,7 @@ export const schemaStatements = (doc: DocumentShape, schema: string): Array<stri
       rejected integer not null,
       committed_at timestamptz not null default now(),
       primary key (run_id, batch_seq))`,
+    ...finalizeStatements(schema),
     `create table if not exists ${q(Ledger.rejects)} (${
       [...prefix, "file text not null", "byte_offset bigint not null", "element text not null", "record_id text", "reason text not null"]
         .join(", ")
@@ -178,7 +180,8 @@ export interface UnfinishedRun {
 }
 
 /**
- * The latest run of the same input (path, size and fingerprint) that did not finish.
+ * The latest run of the same input (path, size and fingerprint) that did not finish and that
+ * no finalize has consumed.
  *
  * @since 0.1.0
  * @category ledger
@@ -190,6 +193,8 @@ export const findUnfinishedRun = (schema: string, input: { file: string; size: n
       `select run_id, state, (settings->>'batchRows')::int as batch_rows, (settings->>'batchBytes')::int as batch_bytes
        from ${qualify(schema, Ledger.runs)}
        where file = $1 and file_size = $2 and fingerprint = $3 and state <> 'done'
+         -- a run finalize consumed is not continued: later runs may have been merged over it
+         and not exists (select 1 from ${qualify(schema, FinalizeTables.history)} f where run_id = any(f.runs))
        order by run_id desc limit 1`,
       [input.file, input.size, input.fingerprint]
     )

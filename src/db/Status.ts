@@ -55,6 +55,8 @@ export interface LastFinalize {
 }
 
 /**
+ * Row counts in staging, final and orphan tables, recent runs, the last finalize, and whether a finalize is pending.
+ *
  * @since 0.1.0
  * @category models
  */

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Schedule, type Scope } from "effect"
+import { Effect, type Scope } from "effect"
 
 /**
  * Where a running load stands: bytes read (and the input size when known), records,
@@ -67,7 +67,7 @@ export const logProgress = (everyMillis: number): ProgressReporter => (snapshot)
   })
   return line.pipe(
     Effect.delay(everyMillis),
-    Effect.repeat(Schedule.spaced(everyMillis)),
+    Effect.forever,
     Effect.forkScoped,
     Effect.asVoid
   )
