@@ -3,8 +3,9 @@
  *
  * @since 0.1.0
  */
-import { SqlClient } from "@effect/sql"
-import { Effect, Layer } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import type { IngestSettings } from "./config/Settings.js"
 import { DatabaseLive, PgPool, type PoolSettings } from "./db/PgPool.js"
 import { finalize as finalizeStaging, type FinalizeOptions, type FinalizeReport } from "./db/Finalize.js"

@@ -1,5 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigError, ConfigProvider, Effect, Option, Redacted } from "effect"
+import * as ConfigError from "effect/ConfigError"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import Pg from "pg"
 import { ConnectionConfig, describeUrl, resolveDatabaseUrl } from "../src/db/Connection.js"
 

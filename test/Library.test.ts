@@ -2,10 +2,12 @@
  * An Effect app that brings its own PgClient layer and its own pg.Pool for COPY, and runs
  * an ingest in its own runtime through the public API.
  */
-import { SqlClient } from "@effect/sql"
-import { PgClient } from "@effect/sql-pg"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, ManagedRuntime } from "effect"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as path from "node:path"
 import { defaults, PgPool, Xml2Pg } from "../src/index.js"
 import { databaseUrl, expectedRows, newSchema, stagedRows, tmpDir, writeXml } from "./utils.js"

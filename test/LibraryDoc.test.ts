@@ -3,7 +3,7 @@
  * the test database, and checks that every public export carries a TSDoc comment.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider } from "effect"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import pg from "pg"

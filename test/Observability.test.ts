@@ -4,7 +4,10 @@
  * --summary-json, and the Prometheus endpoint scraped while a load runs.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
+import * as MetricLabel from "effect/MetricLabel"
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"

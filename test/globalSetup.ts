@@ -3,7 +3,12 @@
  * an embedded server started once for the whole run. Each test file then works in its own
  * throw-away schema (see utils.ts).
  */
-import { ConfigProvider, Effect, Exit, Option, Redacted, Scope } from "effect"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Scope from "effect/Scope"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"

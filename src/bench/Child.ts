@@ -3,7 +3,8 @@
  * sampled from /proc every ~100 ms, stderr lines with their arrival time, and the peak RSS
  * the kernel reports at exit (through /usr/bin/time when it is installed).
  */
-import { Data, Effect } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"

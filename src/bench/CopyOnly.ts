@@ -6,7 +6,10 @@
  * File format, one record per batch: u32 LE header length, the header as JSON (the batch
  * without its Buffers, plus each table's chunk sizes), then every chunk's bytes in order.
  */
-import { Effect, Option, Redacted, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import { copyTargets, writeBatch } from "../db/Copy.js"
 import { PgPool } from "../db/PgPool.js"

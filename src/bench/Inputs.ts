@@ -3,7 +3,7 @@
  * with a JSON sidecar. The group count for a size in MB comes from bytes per group measured
  * on a small in-memory sample of the same seed.
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { renderXml, writeSample } from "../generate/Generator.js"

@@ -3,8 +3,8 @@
  * the outside (see Child.ts); the database work of stages 3–5 happens in a fresh schema
  * per run, created by `xml2pg init` and dropped afterwards.
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { defaults } from "../config/Settings.js"

@@ -2,8 +2,12 @@
  * The command tree. Options fall back to `Config` (environment, `.env`, `xml2pg.json` or
  * `xml2pg.ini`), so a flag wins over everything else.
  */
-import { Args, Command, Options } from "@effect/cli"
-import { type Config, Effect, Option } from "effect"
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import type * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { type IngestSettings, SettingConfigs } from "../config/Settings.js"
 import { Xml2Pg } from "../Xml2Pg.js"
 import { connection, withDatabase } from "./Database.js"

@@ -2,8 +2,13 @@
  * Connection options shared by every command that talks to the database, and the layer
  * they build: a configured database, or else the embedded server.
  */
-import { Command, Options } from "@effect/cli"
-import { Config, Effect, Layer, Option, type Redacted } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import { SettingConfigs } from "../config/Settings.js"
 import { describeUrl, resolveDatabaseUrl } from "../db/Connection.js"
 import { DatabaseLive } from "../db/PgPool.js"

@@ -3,8 +3,10 @@
  *
  * @since 0.1.0
  */
-import { Command, Options } from "@effect/cli"
-import { Console, Effect } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
 import { embeddedPsqlCommand, startEmbedded } from "../db/Embedded.js"
 
 const dir = Options.directory("dir").pipe(

@@ -1,8 +1,11 @@
 /**
  * `xml2pg finalize` and `xml2pg status`, and the pieces a combined `run` command reuses.
  */
-import { Command, Options } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { finalize, type FinalizeOptions, type FinalizeReport } from "../db/Finalize.js"
 import { status, type StatusReport } from "../db/Status.js"
 import { Xml2Pg } from "../Xml2Pg.js"

@@ -1,5 +1,8 @@
-import { Command, Options } from "@effect/cli"
-import { Duration, Effect, Option } from "effect"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { writeSample } from "../generate/Generator.js"
 
 const nonNegative = (flag: string) =>

@@ -4,8 +4,16 @@
  * `--quiet` keeps errors only. On a terminal a live status line may sit below the logs;
  * every stderr write here goes above it.
  */
-import { Options } from "@effect/cli"
-import { Cause, Config, Effect, FiberRef, HashMap, HashSet, type Layer, Logger, LogLevel } from "effect"
+import * as Options from "@effect/cli/Options"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
+import * as HashMap from "effect/HashMap"
+import * as HashSet from "effect/HashSet"
+import type * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 
 export type LogFormat = "text" | "json"
 

@@ -2,7 +2,8 @@
  * How the CLI shows a running load: a live line redrawn in place on a terminal, periodic
  * log lines elsewhere (plain or JSON), nothing with `--quiet`; and `--metrics-port`.
  */
-import { Effect, Schedule } from "effect"
+import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import { logProgress, type ProgressReporter, type ProgressSnapshot } from "../pipeline/Progress.js"
 import { clearStatusLine, type LogFormat, showStatusLine } from "./Logging.js"
 

@@ -3,7 +3,12 @@
  * its in-flight batches; outside a load, or on the second signal, the program is
  * interrupted (open transactions roll back); a third exits at once.
  */
-import { Context, Deferred, Effect, Exit, type Fiber, FiberId } from "effect"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 
 export interface StopSignalService {
   /** completes on the first signal */

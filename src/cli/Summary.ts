@@ -3,7 +3,11 @@
  * `--summary-json FILE`.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Cause, Console, Effect, Exit, Option } from "effect"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import { causeMessage } from "../Errors.js"
 import type { IngestSummary } from "../pipeline/Ingest.js"
 

@@ -4,7 +4,8 @@
  *
  * @since 0.1.0
  */
-import { Config, Option } from "effect"
+import * as Config from "effect/Config"
+import * as Option from "effect/Option"
 
 /**
  * Everything a load needs besides the connection: schema, writers, queue and batch limits,

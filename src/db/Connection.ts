@@ -3,8 +3,13 @@
  *
  * @since 0.1.0
  */
-import { Config, ConfigError, Effect, Either, Option, Redacted } from "effect"
-import type { Scope } from "effect"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import type { DbError } from "../Errors.js"
 import { startEmbedded } from "./Embedded.js"
 

@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Exit, Runtime } from "effect"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Runtime from "effect/Runtime"
 import type Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { DbError, toDbError } from "../Errors.js"

@@ -22,8 +22,8 @@
  *
  * @since 0.1.0
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
 import { type DbError, toDbError } from "../Errors.js"
 import type { Column, DocumentShape, RecordShape } from "../shape/Shape.js"
 import { qualify, quoteIdent } from "./Identifiers.js"

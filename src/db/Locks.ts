@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Data, Effect, Runtime } from "effect"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import type Pg from "pg"
 import { type DbError, toDbError } from "../Errors.js"
 import { PgPool } from "./PgPool.js"

@@ -4,8 +4,12 @@
  *
  * @since 0.1.0
  */
-import { PgClient } from "@effect/sql-pg"
-import { Context, Effect, Layer, Redacted, Runtime } from "effect"
+import * as PgClient from "@effect/sql-pg/PgClient"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as Runtime from "effect/Runtime"
 import Pg from "pg"
 import { type DbError, toDbError } from "../Errors.js"
 

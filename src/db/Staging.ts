@@ -4,8 +4,8 @@
  *
  * @since 0.1.0
  */
-import { SqlClient } from "@effect/sql"
-import { Effect } from "effect"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
 import { toDbError } from "../Errors.js"
 import { type DocumentShape, type RecordShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
 import { finalizeStatements, FinalizeTables } from "./Finalize.js"

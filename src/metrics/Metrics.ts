@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Effect, Metric, MetricBoundaries } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as MetricBoundaries from "effect/MetricBoundaries"
 
 /**
  * `xml2pg_records_read_total`: records parsed, loaded or rejected.

@@ -4,8 +4,14 @@
  *
  * @since 0.1.0
  */
-import type { SqlClient } from "@effect/sql"
-import { Cause, Data, Duration, Effect, Exit, Metric, Stream } from "effect"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Metric from "effect/Metric"
+import * as Stream from "effect/Stream"
 import type { IngestSettings } from "../config/Settings.js"
 import { copyTargets, writeBatch } from "../db/Copy.js"
 import type { PgPool } from "../db/PgPool.js"

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import * as fsp from "node:fs/promises"
 import * as path from "node:path"
 import { RejectsWriteError } from "../Errors.js"

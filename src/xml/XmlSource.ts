@@ -4,7 +4,8 @@
  * read only when downstream pulls, so a slow database holds the reader back.
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Effect, Stream } from "effect"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
 import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import { createHash } from "node:crypto"
