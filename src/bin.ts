@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-old-space-size=128 --max-semi-space-size=8
+// The heap caps keep a long load's RSS flat: V8 otherwise lets the old generation grow
+// lazily far past the live set (measured: peak RSS 205 MB → 130 MB on 112 MB of XML, same speed).
 import * as ConfigFile from "@effect/cli/ConfigFile"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as PlatformConfigProvider from "@effect/platform/PlatformConfigProvider"

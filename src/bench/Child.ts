@@ -50,6 +50,8 @@ export interface ChildSpec {
   readonly env: NodeJS.ProcessEnv
   readonly cwd?: string
   readonly sampleEveryMillis?: number
+  /** `args[0]` is an executable (the CLI, with its shebang), not a script for `node` */
+  readonly executable?: boolean
 }
 
 const TIME = "/usr/bin/time"
@@ -99,16 +101,16 @@ const childOf = (pid: number): number | undefined => {
 }
 
 /**
- * Runs `node <args>` and measures it. Interrupting the effect kills the child's process
+ * Runs `node <args>` (or `<args>` for an executable) and measures it. Interrupting the effect kills the child's process
  * group.
  */
 export const runMeasured = (spec: ChildSpec): Effect.Effect<Measured, BenchError> =>
   Effect.async<Measured, BenchError>((resume) => {
     const timeFile = hasTime ? path.join(os.tmpdir(), `xml2pg-bench-time-${process.pid}-${Date.now()}`) : undefined
-    const command = timeFile === undefined ? process.execPath : TIME
-    const args = timeFile === undefined
-      ? [...spec.args]
-      : ["-f", "%M", "-o", timeFile, process.execPath, ...spec.args]
+    // the CLI runs as a user runs it: through its shebang, with the Node flags it sets there
+    const program = spec.executable === true ? [...spec.args] : [process.execPath, ...spec.args]
+    const command = timeFile === undefined ? program[0]! : TIME
+    const args = timeFile === undefined ? program.slice(1) : ["-f", "%M", "-o", timeFile, ...program]
     const startedAt = Date.now()
     const t0 = performance.now()
     const elapsed = () => (performance.now() - t0) / 1000

@@ -93,7 +93,7 @@ const fromOutcome = (measured: Measured, outcome: StageOutcome, rows: number): R
 /** `xml2pg <args>`; exit codes in `ok` count as success (ingest exits 3 when it rejected records). */
 export const cli = (ctx: BenchContext, args: ReadonlyArray<string>, ok: ReadonlyArray<number> = [0]) =>
   Effect.gen(function*() {
-    const measured = yield* runMeasured({ args: [ctx.bin, ...args], env: ctx.env, cwd: ctx.dir })
+    const measured = yield* runMeasured({ args: [ctx.bin, ...args], env: ctx.env, cwd: ctx.dir, executable: true })
     if (measured.code === null || !ok.includes(measured.code)) {
       return yield* new BenchError({
         message: `xml2pg ${args[0]} failed (exit ${measured.code ?? measured.signal}): ${tail(measured.stderr)}`
@@ -104,7 +104,7 @@ export const cli = (ctx: BenchContext, args: ReadonlyArray<string>, ok: Readonly
 
 /** True when this build's CLI has a `finalize` command. */
 export const finalizeAvailable = (ctx: BenchContext) =>
-  runMeasured({ args: [ctx.bin, "finalize", "--help"], env: ctx.env, cwd: ctx.dir }).pipe(
+  runMeasured({ args: [ctx.bin, "finalize", "--help"], env: ctx.env, cwd: ctx.dir, executable: true }).pipe(
     Effect.map((m) => m.code === 0 && m.stdout.includes("keep-staging")),
     Effect.orElseSucceed(() => false)
   )
