@@ -207,6 +207,8 @@ const assertSameAsClean = async (file: string, connectionString = url) => {
   assert.deepStrictEqual(actual, reference)
 }
 
+const expect0 = (result: Finished) => assert.strictEqual(result.code, 0, result.stderr)
+
 const noStackTrace = (stderr: string) => assert.notMatch(stderr, /\n\s+at .+:\d+:\d+/)
 
 beforeAll(async () => {
@@ -335,8 +337,6 @@ describe("database faults", () => {
     })
   })
 })
-
-const expect0 = (result: Finished) => assert.strictEqual(result.code, 0, result.stderr)
 
 describe("on an embedded server the test controls", () => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "xml2pg-faults-"))

@@ -24,8 +24,8 @@ export class ByteOffsets {
     this.cursorByte = byteBase
   }
 
-  /** Registers the next decoded chunk of text. */
-  push(text: string): void {
+  /** Registers the next decoded chunk of text; chunks from `keepFrom` on are kept too. */
+  push(text: string, keepFrom = Number.MAX_SAFE_INTEGER): void {
     const c = this.spans[this.spans.length - 1]!
     const next: Span = {
       charStart: c.charStart + c.text.length,
@@ -34,7 +34,8 @@ export class ByteOffsets {
       ascii: Buffer.byteLength(text) === text.length
     }
     this.spans.push(next)
-    while (this.spans.length > 2 && next.charStart - this.spans[1]!.charStart >= HISTORY_CHARS) this.spans.shift()
+    const dropBefore = Math.min(keepFrom, next.charStart - HISTORY_CHARS)
+    while (this.spans.length > 2 && this.spans[1]!.charStart <= dropBefore) this.spans.shift()
     this.cursorChar = next.charStart
     this.cursorByte = next.byteStart
   }

@@ -236,7 +236,8 @@ export class RecordParser {
    */
   write(text: string, corrupt: ReadonlyArray<number> = []): void {
     const start = this.fed
-    this.offsets.push(text)
+    // the open record's text stays available: after a break, the search restarts inside it
+    this.offsets.push(text, this.resyncing ? this.fed : this.guardFrom)
     this.fed += text.length
     for (const i of corrupt) this.corrupt.push(start + i)
     this.feed(text, start)
@@ -255,7 +256,12 @@ export class RecordParser {
         if (!(e instanceof Break)) throw e
         if (!this.rootOpened || !this.recover) throw this.fatal(e)
         const element = this.stack[0]?.rec.shape.element ?? (this.inRecordTag ? this.top.shape.element : this.root)
-        this.abandon({ kind: `input ends inside <${element}> (truncated?)` }, this.fed)
+        const from = this.searchFrom(this.fed)
+        this.abandon({ kind: `input ends inside <${element}> (truncated?)` }, this.fed, from)
+        if (from < this.fed) {
+          this.feed(this.offsets.textFrom(from), from)
+          return this.end()
+        }
       }
     }
     if (this.corrupt.length > 0) {
@@ -294,13 +300,25 @@ export class RecordParser {
     } catch (e) {
       if (!(e instanceof Break)) throw e
       if (!this.rootOpened || !this.recover) throw this.fatal(e)
-      this.abandon({ kind: "malformed XML", detail: e.reason }, e.position)
-      return this.feed(this.offsets.textFrom(e.position), e.position)
+      // saxes may notice a break far past its cause (an unterminated comment or CDATA, a stray
+      // "&"): records it swallowed are found again by searching on from the broken record's start
+      const from = this.searchFrom(e.position)
+      this.abandon({ kind: "malformed XML", detail: e.reason }, e.position, from)
+      return this.feed(this.offsets.textFrom(from), from)
     }
     this.flushClosed()
     if (this.fed - this.guardFrom > this.maxRecordChars) {
       this.abandon({ kind: `larger than ${this.maxRecordChars} characters` }, this.fed)
     }
+  }
+
+  /**
+   * Where to look for the next record after a break at `position`: just past the start of
+   * the broken record, so records a late-noticed break swallowed are found again.
+   */
+  private searchFrom(position: number): number {
+    const open = this.stack[0]
+    return open !== undefined ? open.charStart + 1 : this.inRecordTag ? this.tagStartChar + 1 : position
   }
 
   private fatal(e: Break): XmlParseError {
@@ -312,13 +330,13 @@ export class RecordParser {
    * Rejects the open top-level record (and the records in it), or reports a break between
    * records, then skips to the next top-level record.
    */
-  private abandon(problem: Problem, position: number): void {
+  private abandon(problem: Problem, position: number, resumeFrom = position): void {
     const open = this.stack
     if (open.length > 0) {
       for (let i = open.length - 1; i > 0; i--) open[i - 1]!.children.push(open[i]!)
       const record = open[0]!
       this.emit(record, null, undefined, problem)
-      this.recordEnd(record.offset, this.offsets.at(position))
+      this.recordEnd(record.offset, this.offsets.at(resumeFrom))
     } else if (this.inRecordTag) {
       this.sink.reject({
         file: this.file,
@@ -329,7 +347,7 @@ export class RecordParser {
         reason: problem.detail === undefined ? problem.kind : `${problem.kind}: ${problem.detail}`,
         ord: ++this.ord
       })
-      this.recordEnd(this.tagStart, this.offsets.at(position))
+      this.recordEnd(this.tagStart, this.offsets.at(resumeFrom))
     } else {
       this.documentReject(problem, position)
     }
@@ -341,7 +359,7 @@ export class RecordParser {
     this.text = ""
     this.resyncing = true
     this.carry = ""
-    this.dropCorruptBefore(position)
+    this.dropCorruptBefore(resumeFrom)
   }
 
   /** A fresh saxes parser at `position`, inside a synthetic root start tag. */

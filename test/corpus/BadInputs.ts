@@ -438,7 +438,7 @@ export const badInputs = (): Array<BadInput> => [
  * A stray "&": saxes reads an entity name up to the next ";", however far, so the groups
  * between (3 and 4, up to the "&amp;" in group 4) are lost without a reject.
  */
-export const knownBugs = (): Array<BadInput> => {
+export const lateBreaks = (): Array<BadInput> => {
   const a = assemble([
     HEAD,
     group(1, [1, 2]),
@@ -453,11 +453,29 @@ export const knownBugs = (): Array<BadInput> => {
     group(5, [5]),
     TAIL
   ])
+  const comment = assemble([
+    HEAD,
+    group(1, [1]),
+    "\n",
+    mark("g2"),
+    groupTag(2),
+    "<name>x</name><!-- never closed </group>\n",
+    group(3, [3]),
+    "\n",
+    group(4, [4]),
+    TAIL
+  ])
   return [{
     name: "a stray &",
     bytes: a.bytes,
     groups: ["1", "3", "4", "5"],
     events: ["1", "2", "3", "4", "5"],
     rejects: [reject("group", "2", "malformed XML: ", a.at("g2"))]
+  }, {
+    name: "an unterminated comment",
+    bytes: comment.bytes,
+    groups: ["1", "3", "4"],
+    events: ["1", "3", "4"],
+    rejects: [reject("group", "2", "input ends inside <group>", comment.at("g2"))]
   }]
 }
