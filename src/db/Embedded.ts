@@ -374,20 +374,23 @@ const ensureDatabase = (port: number): Effect.Effect<void, DbError> =>
   })
 
 // As root the server runs as user "postgres", which needs to enter every parent directory.
-const permissionHint = (dataDir: string): Effect.Effect<string> =>
+const blockedParent = (path: string): Effect.Effect<string | undefined> =>
   Effect.promise(async () => {
-    if (!isRoot()) return ""
-    let current = dataDir
+    if (!isRoot()) return undefined
+    let current = path
     while (Path.dirname(current) !== current) {
       current = Path.dirname(current)
       const stat = await Fs.stat(current).catch(() => undefined)
-      if (stat !== undefined && (stat.mode & 0o001) === 0) {
-        return ` (hint: the server runs as user "postgres", which cannot enter ${current}; ` +
-          "use another --dir or chmod o+x it)"
-      }
+      if (stat !== undefined && (stat.mode & 0o001) === 0) return current
     }
-    return ""
+    return undefined
   })
+
+const permissionHint = (dataDir: string): Effect.Effect<string> =>
+  Effect.map(blockedParent(dataDir), (blocked) =>
+    blocked === undefined
+      ? ""
+      : ` (hint: the server runs as user "postgres", which cannot enter ${blocked}; use another --dir or chmod o+x it)`)
 
 // == start
 
@@ -443,6 +446,17 @@ export const startEmbedded = (options: {
         return { port: running.value.port, reused, initialised: false }
       }
       const binaries = yield* loadBinaries
+      // fail fast: a server that cannot reach its binaries or data would only time out
+      for (const path of [binaries.postgres, Path.join(dataDir, "x")]) {
+        const blocked = yield* blockedParent(path)
+        if (blocked !== undefined) {
+          return yield* dbError(
+            "start embedded server",
+            `the server runs as user "postgres", which cannot enter ${blocked} (needed for ${Path.dirname(path)}); ` +
+              `chmod o+x ${blocked}, or configure DATABASE_URL`
+          )
+        }
+      }
       const initialised = !(yield* exists(Path.join(dataDir, "PG_VERSION")))
       if (initialised) {
         const embedded = new binaries.EmbeddedPostgres({
