@@ -447,7 +447,7 @@ export const startEmbedded = (options: {
       }
       const binaries = yield* loadBinaries
       // fail fast: a server that cannot reach its binaries or data would only time out
-      for (const path of [binaries.postgres, Path.join(dataDir, "x")]) {
+      for (const path of [binaries.postgres, dataDir]) {
         const blocked = yield* blockedParent(path)
         if (blocked !== undefined) {
           return yield* dbError(
