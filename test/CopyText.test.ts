@@ -1,26 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { copyLine, escapeCopyText } from "../src/db/CopyText.js"
+import { unescapeField } from "./copyText.js"
 
 /** PostgreSQL's COPY text reading of one field, for the escapes the encoder may produce. */
-const unescapeField = (field: string): string | null => {
-  if (field === "\\N") return null
-  let out = ""
-  for (let i = 0; i < field.length; i++) {
-    const c = field[i]!
-    if (c !== "\\") {
-      out += c
-      continue
-    }
-    const e = field[++i]
-    if (e === "\\") out += "\\"
-    else if (e === "t") out += "\t"
-    else if (e === "n") out += "\n"
-    else if (e === "r") out += "\r"
-    else throw new Error(`unexpected escape \\${e} in ${JSON.stringify(field)}`)
-  }
-  return out
-}
-
 const decodeLine = (line: string): Array<string | null> => {
   if (!line.endsWith("\n")) assert.fail(`a COPY line ends with a newline: ${JSON.stringify(line)}`)
   const body = line.slice(0, -1)

@@ -5,6 +5,7 @@ import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { recordShapes } from "../src/shape/Shape.js"
 import type { Reject } from "../src/xml/RecordParser.js"
 import { Producer } from "../src/xml/XmlSource.js"
+import { unescapeField } from "./copyText.js"
 
 type Row = Record<string, string | number | null>
 
@@ -20,25 +21,6 @@ interface RunOptions {
 }
 
 const shapes = recordShapes(GroupsDocument)
-
-const unescapeField = (field: string): string | null => {
-  if (field === "\\N") return null
-  let out = ""
-  for (let i = 0; i < field.length; i++) {
-    const c = field[i]!
-    if (c !== "\\") {
-      out += c
-      continue
-    }
-    const e = field[++i]
-    if (e === "\\") out += "\\"
-    else if (e === "t") out += "\t"
-    else if (e === "n") out += "\n"
-    else if (e === "r") out += "\r"
-    else throw new Error(`bad escape \\${e} in ${JSON.stringify(field)}`)
-  }
-  return out
-}
 
 /** COPY text back to rows keyed by column name; run_id and batch_seq are checked, then dropped. */
 const decodeTable = (batch: Batch, table: number): Array<Row> => {

@@ -46,17 +46,7 @@ export const summaryTable = (summaries: ReadonlyArray<IngestSummary>): string =>
 
 // == JSON
 
-export interface SummaryTotals {
-  readonly records: number
-  readonly rowsLoaded: number
-  readonly rejected: number
-  readonly rejectsByKind: Readonly<Record<string, number>>
-  readonly batches: number
-  readonly resumedBatches: number
-  readonly retries: number
-  readonly xmlBytes: number
-  readonly sourceBytes: number
-  readonly seconds: number
+export interface SummaryTotals extends Omit<IngestSummary, "file" | "runId" | "state" | "rowsByTable"> {
   readonly mbPerSecond: number
   readonly recordsPerSecond: number
 }
