@@ -34,17 +34,28 @@ const seed = Options.integer("seed").pipe(
   Options.withDefault(1)
 )
 
+const duplicates = Options.float("duplicates").pipe(
+  Options.withDescription("share of groups and of events that reuse an earlier id with new values (0..1)"),
+  Options.withDefault(0)
+)
+
 const bom = Options.boolean("bom").pipe(
   Options.withDescription("start the file with a UTF-8 byte order mark")
 )
 
 export const generateCommand = Command.make(
   "generate",
-  { out, groups, eventsPerGroup, seed, bom },
+  { out, groups, eventsPerGroup, seed, bom, duplicates },
   (o) =>
     Effect.gen(function*() {
       const [elapsed, summary] = yield* Effect.timed(
-        writeSample(o.out, { groups: o.groups, eventsPerGroup: o.eventsPerGroup, seed: o.seed, bom: o.bom })
+        writeSample(o.out, {
+          groups: o.groups,
+          eventsPerGroup: o.eventsPerGroup,
+          seed: o.seed,
+          bom: o.bom,
+          duplicateRate: o.duplicates
+        })
       )
       const seconds = Duration.toMillis(elapsed) / 1000
       const mb = summary.bytes / 1e6

@@ -26,6 +26,11 @@ export interface GenerateOptions {
   readonly seed: number
   /** Start the document with a UTF-8 byte order mark. Default false. */
   readonly bom?: boolean
+  /**
+   * Share of groups (and, separately, of events) that reuse the id of an earlier one, with
+   * new values: duplicates for finalize's last-occurrence-wins. Default 0.
+   */
+  readonly duplicateRate?: number
 }
 
 /**
@@ -126,7 +131,7 @@ class Rng {
 }
 
 /** Each feature draws from its own stream so that adding one does not shift the others. */
-const Streams = { group: 1, topLevel: 2 } as const
+const Streams = { group: 1, topLevel: 2, duplicate: 3 } as const
 
 const rngFor = (seed: number, stream: number, n: number): Rng => {
   const s = Math.trunc(seed)
@@ -659,10 +664,23 @@ const groupUnknownChildren = (rng: Rng, fakeEventId: string): string =>
     "</group-info>"
   ])
 
-const renderGroup = (seed: number, groupNo: number, eventsPerGroup: number, firstEventSeq: number): Rendered => {
+interface Reuse {
+  readonly groupNo: number | undefined
+  readonly eventSeq: (k: number) => number | undefined
+}
+
+const noReuse: Reuse = { groupNo: undefined, eventSeq: () => undefined }
+
+const renderGroup = (
+  seed: number,
+  groupNo: number,
+  eventsPerGroup: number,
+  firstEventSeq: number,
+  reuse: Reuse = noReuse
+): Rendered => {
   const rng = rngFor(seed, Streams.group, groupNo)
   const edgy = rng.chance(EDGE_GROUP)
-  const groupId = String(groupNo)
+  const groupId = String(reuse.groupNo ?? groupNo)
   const groupMs = BASE_MS + (groupNo - 1) * 10_000 + rng.int(10_000)
   const code = edgy && rng.chance(0.2) ? `${rng.pick(EDGE_CODES)}${groupNo}` : `G-${pad(groupNo, 7)}`
   const createdAt = edgy && rng.chance(0.3) ? edgeTimestamp(rng) : isoMs(groupMs)
@@ -673,7 +691,7 @@ const renderGroup = (seed: number, groupNo: number, eventsPerGroup: number, firs
   const events: Array<GenEvent> = []
   const eventXml: Array<string> = []
   for (let k = 0; k < eventsPerGroup; k++) {
-    const r = renderEvent(rng, firstEventSeq + k, groupId, groupMs, k)
+    const r = renderEvent(rng, reuse.eventSeq(k) ?? firstEventSeq + k, groupId, groupMs, k)
     events.push(r.event)
     eventXml.push(r.xml)
   }
@@ -758,13 +776,26 @@ interface Counts {
   bytes: number
 }
 
+/** Which earlier ids a group and its events reuse; draws nothing when the rate is 0. */
+const reuseFor = (options: GenerateOptions, groupNo: number, firstEventSeq: number): Reuse => {
+  const rate = options.duplicateRate ?? 0
+  if (rate <= 0 || groupNo === 1) return noReuse
+  const rng = rngFor(options.seed, Streams.duplicate, groupNo)
+  const reusedGroup = rng.chance(rate) ? 1 + rng.int(groupNo - 1) : undefined
+  const events = Array.from(
+    { length: options.eventsPerGroup },
+    () => (rng.chance(rate) ? 1 + rng.int(firstEventSeq - 1) : undefined)
+  )
+  return { groupNo: reusedGroup, eventSeq: (k) => events[k] }
+}
+
 function* records(options: GenerateOptions): Generator<Rendered> {
   validate(options)
   let eventSeq = 1
   for (let groupNo = 1; groupNo <= options.groups; groupNo++) {
     const noiseRng = rngFor(options.seed, Streams.topLevel, groupNo)
     const noise = noiseRng.chance(TOP_LEVEL_NOISE) ? topLevelNoise(noiseRng, groupNo) : ""
-    const rendered = renderGroup(options.seed, groupNo, options.eventsPerGroup, eventSeq)
+    const rendered = renderGroup(options.seed, groupNo, options.eventsPerGroup, eventSeq, reuseFor(options, groupNo, eventSeq))
     eventSeq += rendered.group.events.length
     yield noise === "" ? rendered : { group: rendered.group, xml: noise + rendered.xml }
   }
