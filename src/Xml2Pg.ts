@@ -10,7 +10,7 @@ import type { IngestSettings } from "./config/Settings.js"
 import { DatabaseLive, PgPool, type PoolSettings } from "./db/PgPool.js"
 import { finalize as finalizeStaging, type FinalizeOptions, type FinalizeReport } from "./db/Finalize.js"
 import { type LockBusyError, withSchemaLock } from "./db/Locks.js"
-import { cleanStaging, initSchema } from "./db/Staging.js"
+import { cleanStaging, ensureSchema, initSchema } from "./db/Staging.js"
 import { status as statusOf, type StatusOptions, type StatusReport } from "./db/Status.js"
 import type { DbError } from "./Errors.js"
 import { type IngestError, ingestFile, type IngestSummary } from "./pipeline/Ingest.js"
@@ -49,6 +49,8 @@ export class Xml2Pg extends Effect.Service<Xml2Pg>()("xml2pg/Xml2Pg", {
     const doc: DocumentShape = GroupsDocument
     const init = (schema: string): Effect.Effect<void, DbError> =>
       initSchema(doc, schema).pipe(Effect.provide(context))
+    const ensure = (schema: string): Effect.Effect<void, DbError> =>
+      ensureSchema(doc, schema).pipe(Effect.provide(context))
     const clean = (schema: string): Effect.Effect<void, DbError | LockBusyError> =>
       cleanStaging(doc, schema).pipe(withSchemaLock(schema, "exclusive", { wait: false }), Effect.provide(context))
     const finalize = (schema: string, options: FinalizeOptions): Effect.Effect<FinalizeReport, DbError | LockBusyError> =>
@@ -68,7 +70,7 @@ export class Xml2Pg extends Effect.Service<Xml2Pg>()("xml2pg/Xml2Pg", {
             ...(request.resume === undefined ? {} : { resume: request.resume })
           }))
       }).pipe(Effect.scoped, Effect.provide(context))
-    return { doc, init, clean, ingest, finalize, status } as const
+    return { doc, init, ensure, clean, ingest, finalize, status } as const
   })
 }) {
   /**

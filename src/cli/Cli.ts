@@ -122,6 +122,8 @@ const ingestProgram = (o: IngestArgs) =>
   Effect.gen(function*() {
     const loader = yield* Xml2Pg
     const stop = yield* StopSignal
+    // a fresh database (the embedded default) works without a separate `init`
+    yield* loader.ensure(o.schema)
     const logging = resolveLogging(yield* base, o)
     const reporter = chooseReporter({ ...logging, everyMillis: o.progressEvery })
     const load = loader.ingest({ files: o.files, settings: settingsOf(o), stop: stop.requested, reporter, resume: o.resume })
@@ -156,11 +158,9 @@ const ingestCommand = withDatabase(
 const runCommand = withDatabase(
   Command.make("run", { ...ingestOptions, ...finalizeOptions }, (o) =>
     Effect.gen(function*() {
-      const loader = yield* Xml2Pg
-      yield* loader.init(o.schema)
       if (yield* ingestProgram(o)) yield* runFinalize(o.schema, o)
     })).pipe(
-      Command.withDescription("init + ingest + finalize in one command: the common case."),
+      Command.withDescription("ingest + finalize in one command (creating the tables if needed): the common case."),
       withRootLogging
     ),
   (o) => Math.max(o.writers + 4, finalizeConnections)

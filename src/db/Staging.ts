@@ -255,3 +255,20 @@ export const reopenRun = (schema: string, runId: number) =>
       [runId]
     )
   }).pipe(Effect.mapError(toDbError("reopen run")))
+
+/**
+ * Creates the tables when the schema has none yet (a fresh database), so a first `ingest`
+ * needs no separate `init`; an existing schema is left alone, so a loader role needs no DDL
+ * rights.
+ *
+ * @since 0.1.0
+ * @category ddl
+ */
+export const ensureSchema = (doc: DocumentShape, schema: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const [row] = yield* sql.unsafe<{ found: boolean }>(`select to_regclass($1) is not null as found`, [
+      qualify(schema, Ledger.runs)
+    ])
+    if (row?.found !== true) yield* initSchema(doc, schema)
+  }).pipe(Effect.mapError(toDbError("init")))
