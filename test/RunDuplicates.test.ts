@@ -7,9 +7,9 @@ import { spawnSync } from "node:child_process"
 import * as path from "node:path"
 import pg from "pg"
 import { afterAll, inject } from "vitest"
-import { canonicalTimestamp, type GenerateOptions, generateGroups } from "../src/generate/Generator.js"
+import { type GenerateOptions, generateGroups } from "../src/generate/Generator.js"
 import type { EventRow, GroupRow } from "./utils.js"
-import { newSchema, tmpDir, writeXml } from "./utils.js"
+import { eventRow, groupRow, newSchema, tmpDir, writeXml } from "./utils.js"
 
 const url = inject("databaseUrl")
 const schema = newSchema()
@@ -33,24 +33,8 @@ const expectedFinal = (options: GenerateOptions) => {
   let occurrences = 0
   for (const g of generateGroups(options)) {
     occurrences += 1 + g.events.length
-    groups.set(g.group_id, {
-      group_id: g.group_id,
-      code: g.code,
-      name: g.name,
-      description: g.description,
-      created_at: canonicalTimestamp(g.created_at)
-    })
-    for (const e of g.events) {
-      events.set(e.event_id, {
-        event_id: e.event_id,
-        group_id: e.group_id,
-        type: e.type,
-        occurred_at: canonicalTimestamp(e.occurred_at),
-        severity: e.severity === null ? null : Number(e.severity),
-        source: e.source,
-        payload: e.payload
-      })
-    }
+    groups.set(g.group_id, groupRow(g))
+    for (const e of g.events) events.set(e.event_id, eventRow(e))
   }
   const byId = <A>(m: Map<string, A>) => [...m.entries()].sort((a, b) => (BigInt(a[0]) < BigInt(b[0]) ? -1 : 1)).map(([, v]) => v)
   return { groups: byId(groups), events: byId(events), occurrences }

@@ -9,7 +9,14 @@ import * as path from "node:path"
 import { inject } from "vitest"
 import { defaults, type IngestSettings } from "../src/config/Settings.js"
 import { qualify, quoteIdent } from "../src/db/Identifiers.js"
-import { canonicalTimestamp, type GenerateOptions, generateGroups, renderXml } from "../src/generate/Generator.js"
+import {
+  canonicalTimestamp,
+  type GenerateOptions,
+  type GenEvent,
+  type GenGroup,
+  generateGroups,
+  renderXml
+} from "../src/generate/Generator.js"
 import { Xml2Pg } from "../src/Xml2Pg.js"
 
 export const databaseUrl = (): Redacted.Redacted<string> => Redacted.make(inject("databaseUrl"))
@@ -81,29 +88,31 @@ export const stagedRows = (schema: string, runId: number) =>
     return { groups, events }
   })
 
+/** A generated group or event in the form the database gives back (timestamps as UTC text). */
+export const groupRow = (g: GenGroup): GroupRow => ({
+  group_id: g.group_id,
+  code: g.code,
+  name: g.name,
+  description: g.description,
+  created_at: canonicalTimestamp(g.created_at)
+})
+export const eventRow = (e: GenEvent): EventRow => ({
+  event_id: e.event_id,
+  group_id: e.group_id,
+  type: e.type,
+  occurred_at: canonicalTimestamp(e.occurred_at),
+  severity: e.severity === null ? null : Number(e.severity),
+  source: e.source,
+  payload: e.payload
+})
+
 /** What the generator says the staging tables must hold, in the same form as `stagedRows`. */
 export const expectedRows = (options: GenerateOptions) => {
   const groups: Array<GroupRow> = []
   const events: Array<EventRow> = []
   for (const g of generateGroups(options)) {
-    groups.push({
-      group_id: g.group_id,
-      code: g.code,
-      name: g.name,
-      description: g.description,
-      created_at: canonicalTimestamp(g.created_at)
-    })
-    for (const e of g.events) {
-      events.push({
-        event_id: e.event_id,
-        group_id: e.group_id,
-        type: e.type,
-        occurred_at: canonicalTimestamp(e.occurred_at),
-        severity: e.severity === null ? null : Number(e.severity),
-        source: e.source,
-        payload: e.payload
-      })
-    }
+    groups.push(groupRow(g))
+    for (const e of g.events) events.push(eventRow(e))
   }
   return { groups, events }
 }
