@@ -5,30 +5,19 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import pg from "pg"
 import { beforeAll, inject } from "vitest"
+import type { StageReport } from "../src/bench/Report.js"
 import { tmpDir } from "./utils.js"
 
 const bench = path.resolve("dist/bench/Bench.js")
 const url = inject("databaseUrl")
 const dir = tmpDir()
 
-interface StageJson {
-  readonly id: string
-  readonly skipped?: string
-  readonly xmlBytes: number
-  readonly rows: number
-  readonly seconds: number
-  readonly mbPerSecond: number
-  readonly rowsPerSecond: number
-  readonly peakRssMb: number
-  readonly runs: ReadonlyArray<unknown>
-}
-
 interface ResultJson {
   readonly machine: { readonly cpus: number }
   readonly options: { readonly sizesMb: ReadonlyArray<number>; readonly finalizeAvailable: boolean }
   readonly sizes: ReadonlyArray<{
     readonly input: { readonly file: string; readonly bytes: number; readonly rows: number }
-    readonly stages: ReadonlyArray<StageJson>
+    readonly stages: ReadonlyArray<StageReport>
     readonly ratios: Record<string, number>
     readonly chart?: string
     readonly e2eTrace?: { readonly rssMb: ReadonlyArray<unknown> }
@@ -85,7 +74,7 @@ describe("npm run bench", () => {
       assert.isAbove(size.input.bytes, 1e6)
 
       const byId = new Map(size.stages.map((s) => [s.id, s]))
-      for (const id of ["1", "1n", "2", "3", "4"]) {
+      for (const id of ["1", "1n", "2", "3", "4"] as const) {
         const s = byId.get(id)
         assert.isDefined(s, `stage ${id}`)
         assert.isUndefined(s!.skipped)
@@ -95,9 +84,9 @@ describe("npm run bench", () => {
         assert.isAbove(s!.peakRssMb, 10, `stage ${id} RSS`)
         assert.strictEqual(s!.xmlBytes, size.input.bytes)
       }
-      for (const id of ["2", "3", "4"]) assert.strictEqual(byId.get(id)!.rows, size.input.rows, `stage ${id} rows`)
+      for (const id of ["2", "3", "4"] as const) assert.strictEqual(byId.get(id)!.rows, size.input.rows, `stage ${id} rows`)
       for (const key of ["4/1", "4/2", "4/3", "2/1"]) assert.isAbove(size.ratios[key]!, 0, key)
-      for (const id of ["5a", "5b", "5c"]) {
+      for (const id of ["5a", "5b", "5c"] as const) {
         const s = byId.get(id)!
         if (result.options.finalizeAvailable) {
           assert.isUndefined(s.skipped)

@@ -7,7 +7,6 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Runtime from "effect/Runtime"
 import type Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { DbError, toDbError } from "../Errors.js"
@@ -15,33 +14,18 @@ import type { Batch } from "../pipeline/Batch.js"
 import { type DocumentShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
 import { copyLine } from "./CopyText.js"
 import { qualify, quoteIdent } from "./Identifiers.js"
-import { PgPool } from "./PgPool.js"
+import { clientQuery, type Closing, scopedClient } from "./PgPool.js"
 import { Ledger, rejectColumns } from "./Staging.js"
 
-const query = (client: Pg.PoolClient, op: string, text: string, values?: ReadonlyArray<unknown>) =>
-  Effect.tryPromise({ try: () => client.query(text, values as Array<unknown>), catch: toDbError(op) })
+const ROLLBACK: Closing = { sql: "ROLLBACK", values: [], timeout: "5 seconds" }
 
 /**
  * A client checked out of the pool inside `BEGIN`; on failure or interruption it is
  * rolled back, and a client that cannot roll back is discarded rather than reused.
  */
 export const transactionClient = Effect.gen(function*() {
-  const pool = yield* PgPool
-  const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-  const onError = (err: Error) => runFork(Effect.logWarning(`database connection failed: ${err.message}`))
-  const client = yield* Effect.acquireRelease(
-    Effect.tryPromise({ try: () => pool.connect(), catch: toDbError("connect") }).pipe(
-      Effect.tap((c) => Effect.sync(() => c.on("error", onError)))
-    ),
-    (client, exit) =>
-      (Exit.isSuccess(exit)
-        ? Effect.sync(() => client.release())
-        : query(client, "rollback", "ROLLBACK").pipe(
-          Effect.timeout("5 seconds"),
-          Effect.match({ onFailure: () => client.release(true), onSuccess: () => client.release() })
-        )).pipe(Effect.ensuring(Effect.sync(() => client.off("error", onError))))
-  )
-  yield* query(client, "begin", "BEGIN")
+  const client = yield* scopedClient("writer", (exit) => (Exit.isSuccess(exit) ? undefined : ROLLBACK))
+  yield* clientQuery(client, "begin", "BEGIN")
   return client
 })
 
@@ -141,7 +125,7 @@ export const writeBatch = (targets: CopyTargets, runId: number, batch: Batch) =>
     }
     if (batch.rejects.length > 0) yield* copyIn(client, targets.rejectsSql, rejectLines(runId, batch))
     const counts = Object.fromEntries(targets.tables.map((t, i) => [t.name, batch.tables[i]!.rows]))
-    yield* query(client, "ledger insert", targets.ledgerSql, [
+    yield* clientQuery(client, "ledger insert", targets.ledgerSql, [
       runId,
       batch.seq,
       batch.byteStart,
@@ -151,7 +135,7 @@ export const writeBatch = (targets: CopyTargets, runId: number, batch: Batch) =>
       JSON.stringify(counts),
       batch.rejects.length
     ])
-    yield* query(client, "commit", "COMMIT").pipe(Effect.uninterruptible)
+    yield* clientQuery(client, "commit", "COMMIT").pipe(Effect.uninterruptible)
     return rows
   })).pipe(
     Effect.catchIf(

@@ -6,10 +6,13 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import Pg from "pg"
 import { type DbError, toDbError } from "../Errors.js"
 
@@ -78,3 +81,58 @@ export const SqlFromPool = Layer.unwrapEffect(
  * @category layers
  */
 export const DatabaseLive = (settings: PoolSettings) => SqlFromPool.pipe(Layer.provideMerge(PgPool.layer(settings)))
+
+/**
+ * A query on a raw client; a failure is a `DbError` naming `op`.
+ *
+ * @internal
+ */
+export const clientQuery = <R extends Pg.QueryResultRow = Pg.QueryResultRow>(
+  client: Pg.PoolClient,
+  op: string,
+  text: string,
+  values: ReadonlyArray<unknown> = []
+) => Effect.tryPromise({ try: () => client.query<R>(text, values as Array<unknown>), catch: toDbError(op) })
+
+/**
+ * A statement that must run before a client goes back to the pool (ROLLBACK, unlock).
+ *
+ * @internal
+ */
+export interface Closing {
+  readonly sql: string
+  readonly values: ReadonlyArray<unknown>
+  readonly timeout: Duration.DurationInput
+}
+
+/**
+ * A raw client checked out of the pool for the scope, with its connection errors logged
+ * (an unhandled "error" event would crash the process). On release, `closing` (given the
+ * scope's exit) may name a statement to run first; a client on which it fails or times out
+ * is destroyed rather than reused.
+ *
+ * @internal
+ */
+export const scopedClient = (
+  what: string,
+  closing: (exit: Exit.Exit<unknown, unknown>) => Closing | undefined
+): Effect.Effect<Pg.PoolClient, DbError, PgPool | Scope.Scope> =>
+  Effect.gen(function*() {
+    const pool = yield* PgPool
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const onError = (err: Error) => runFork(Effect.logWarning(`${what} connection failed: ${err.message}`))
+    return yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => pool.connect(), catch: toDbError(`${what} connect`) }).pipe(
+        Effect.tap((c) => Effect.sync(() => c.on("error", onError)))
+      ),
+      (client, exit) => {
+        const statement = closing(exit)
+        return (statement === undefined
+          ? Effect.sync(() => client.release())
+          : clientQuery(client, `${what} close`, statement.sql, statement.values).pipe(
+            Effect.timeout(statement.timeout),
+            Effect.match({ onFailure: () => client.release(true), onSuccess: () => client.release() })
+          )).pipe(Effect.ensuring(Effect.sync(() => client.off("error", onError))))
+      }
+    )
+  })
