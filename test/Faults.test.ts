@@ -248,7 +248,7 @@ describe("database faults", () => {
         [`COPY "${schema}".%`]
       )
       killed += rows.filter((r) => r.killed).length
-      await sleep(killed > 0 ? 200 : 5)
+      await sleep(killed > 0 ? 40 : 5)
     }
     const result = await loader.exited
     assert.strictEqual(result.code, 0, result.stderr)
