@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { type Batch, BatchBuilder, type BatchLimits } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import type { Reject } from "../src/xml/RecordParser.js"
-import { Producer } from "../src/xml/XmlSource.js"
+import { Producer } from "../src/xml/Producer.js"
 
 const NO_LIMIT = 1 << 30
 

@@ -18,28 +18,31 @@ const count = (table: string, where = "true") =>
     )
 
 layer(TestLoader(schema), { excludeTestServices: true, timeout: 120_000 })("ingest into real PostgreSQL", (it) => {
-  it.effect("loads a generated file: every row equals what the generator wrote", () =>
-    Effect.gen(function*() {
-      const options = { groups: 3000, eventsPerGroup: 3, seed: 11 }
-      const file = path.join(dir, "gen.xml")
-      writeXml(file, options)
-      const loader = yield* Xml2Pg
-      const [summary] = yield* loader.ingest({
-        files: [file],
-        settings: settingsFor(schema, dir, { batchRows: 700, writers: 3, queueSize: 2 })
-      })
-      const expected = expectedRows(options)
-      assert.strictEqual(summary!.state, "done")
-      assert.strictEqual(summary!.rejected, 0)
-      assert.strictEqual(summary!.rowsByTable["stg_group_event"], expected.groups.length)
-      assert.strictEqual(summary!.rowsByTable["stg_event"], expected.events.length)
-      assert.isAbove(summary!.batches, 10)
-      const staged = yield* stagedRows(schema, summary!.runId)
-      assert.deepStrictEqual(staged.groups, expected.groups)
-      assert.deepStrictEqual(staged.events, expected.events)
-      const ledger = yield* count("xml2pg_batch", `run_id = ${summary!.runId}`)
-      assert.strictEqual(ledger, summary!.batches)
-    }))
+  for (const parseWorker of [true, false]) {
+    const where = parseWorker ? "on a worker thread" : "on the main thread"
+    it.effect(`loads a generated file parsed ${where}: every row equals what the generator wrote`, () =>
+      Effect.gen(function*() {
+        const options = { groups: 3000, eventsPerGroup: 3, seed: 11 }
+        const file = path.join(dir, `gen-${parseWorker}.xml`)
+        writeXml(file, options)
+        const loader = yield* Xml2Pg
+        const [summary] = yield* loader.ingest({
+          files: [file],
+          settings: settingsFor(schema, dir, { batchRows: 700, writers: 3, queueSize: 2, parseWorker })
+        })
+        const expected = expectedRows(options)
+        assert.strictEqual(summary!.state, "done")
+        assert.strictEqual(summary!.rejected, 0)
+        assert.strictEqual(summary!.rowsByTable["stg_group_event"], expected.groups.length)
+        assert.strictEqual(summary!.rowsByTable["stg_event"], expected.events.length)
+        assert.isAbove(summary!.batches, 10)
+        const staged = yield* stagedRows(schema, summary!.runId)
+        assert.deepStrictEqual(staged.groups, expected.groups)
+        assert.deepStrictEqual(staged.events, expected.events)
+        const ledger = yield* count("xml2pg_batch", `run_id = ${summary!.runId}`)
+        assert.strictEqual(ledger, summary!.batches)
+      }))
+  }
 
   it.effect("a gzip file loads the same rows as the plain one", () =>
     Effect.gen(function*() {
@@ -142,20 +145,25 @@ layer(TestLoader(schema), { excludeTestServices: true, timeout: 120_000 })("inge
       assert.strictEqual(yield* count("xml2pg_reject", `run_id = ${summary!.runId}`), 4)
     }))
 
-  it.effect("a file that is not the expected document fails and loads nothing", () =>
+  it.effect("a file that is not the expected document fails and loads nothing, on either thread", () =>
     Effect.gen(function*() {
       const file = path.join(dir, "wrong-root.xml")
       fs.writeFileSync(file, `<items><group id="1" code="a" created_at="2026-01-01T00:00:00Z"><name/></group></items>`)
       const loader = yield* Xml2Pg
+      const onMain = yield* Effect.flip(
+        loader.ingest({ files: [file], settings: settingsFor(schema, dir, { parseWorker: false }) })
+      )
       const error = yield* Effect.flip(loader.ingest({ files: [file], settings: settingsFor(schema, dir) }))
+      assert.deepStrictEqual(onMain, error)
       assert.strictEqual(error._tag, "XmlParseError")
       assert.strictEqual(error.message, `${file}: XML error at byte 0: root element is <items>, expected <groups>`)
       const sql = yield* SqlClient.SqlClient
-      const [run] = yield* sql.unsafe<{ state: string; rows_loaded: string }>(
+      // the second attempt resumed the first, failed run
+      const runs = yield* sql.unsafe<{ state: string; rows_loaded: string }>(
         `select state, rows_loaded::text from ${qualify(schema, "xml2pg_run")} where file = $1`,
         [file]
       )
-      assert.deepStrictEqual(run, { state: "failed", rows_loaded: "0" })
+      assert.deepStrictEqual(runs, [{ state: "failed", rows_loaded: "0" }])
     }))
 
   it.effect("a missing file is a ReadError naming it", () =>

@@ -4,7 +4,7 @@ import type { Batch } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { recordShapes } from "../src/shape/Shape.js"
 import type { Reject } from "../src/xml/RecordParser.js"
-import { Producer } from "../src/xml/XmlSource.js"
+import { Producer } from "../src/xml/Producer.js"
 import { unescapeField } from "./copyText.js"
 
 type Row = Record<string, string | number | null>

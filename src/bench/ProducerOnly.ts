@@ -6,7 +6,7 @@ import * as fs from "node:fs"
 import { defaults } from "../config/Settings.js"
 import type { Batch } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
-import { Producer } from "../xml/XmlSource.js"
+import { Producer } from "../xml/Producer.js"
 import { READ_CHUNK, type StageOutcome } from "./StageResult.js"
 
 export const newProducer = (file: string, runId: number): Producer =>

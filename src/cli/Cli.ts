@@ -75,6 +75,10 @@ const ingestOptions = {
     Options.withDescription("fail on the first malformed XML instead of skipping the broken record"),
     Options.withFallbackConfig(SettingConfigs.strict)
   ),
+  parseWorker: Options.boolean("parse-worker", { negationNames: ["no-parse-worker"] }).pipe(
+    Options.withDescription("parse on a worker thread (default); --no-parse-worker parses on the main thread"),
+    Options.withFallbackConfig(SettingConfigs.parseWorker)
+  ),
   maxErrors: Options.integer("max-errors").pipe(
     Options.withDescription("stop the run after more rejected records than this (committed batches stay)"),
     Options.optional
@@ -114,7 +118,8 @@ const settingsOf = (o: IngestArgs): IngestSettings => ({
   maxRecordBytes: o.maxRecordBytes,
   progressEveryMillis: o.progressEvery,
   strict: o.strict,
-  maxErrors: Option.getOrElse(o.maxErrors, () => null)
+  maxErrors: Option.getOrElse(o.maxErrors, () => null),
+  parseWorker: o.parseWorker
 })
 
 /** The load of `ingest` and `run`: progress, metrics endpoint, summary, exit code. Returns whether it finished. */

@@ -38,6 +38,8 @@ export interface IngestSettings {
   readonly strict: boolean
   /** stop the run after more rejected records than this; null = no limit */
   readonly maxErrors: number | null
+  /** parse on a worker thread, so the main thread's event loop is free for the COPY sockets */
+  readonly parseWorker: boolean
 }
 
 /**
@@ -59,7 +61,8 @@ export const defaults: IngestSettings = {
   maxRecordBytes: 16 * 1024 * 1024,
   progressEveryMillis: 5_000,
   strict: false,
-  maxErrors: null
+  maxErrors: null,
+  parseWorker: true
 }
 
 const positive = (name: string, fallback: number) =>
@@ -94,7 +97,8 @@ export const SettingConfigs = {
     Config.validate({ message: "XML2PG_MAX_ERRORS must be ≥ 0", validation: (n) => n >= 0 }),
     Config.option,
     Config.map(Option.getOrNull)
-  )
+  ),
+  parseWorker: Config.boolean("XML2PG_PARSE_WORKER").pipe(Config.withDefault(defaults.parseWorker))
 } as const
 
 /**

@@ -29,7 +29,10 @@ import {
 import { causeMessage, type DbError, type ReadError, type RejectsWriteError, type XmlParseError } from "../Errors.js"
 import * as Metrics from "../metrics/Metrics.js"
 import { type DocumentShape, recordShapes } from "../shape/Shape.js"
-import { batches, type InputInfo, inspectInput, openInput, type ResumePoint } from "../xml/XmlSource.js"
+import { workerBatches } from "../xml/ParseThread.js"
+import { workerShapeName } from "../xml/WorkerShapes.js"
+import type { ResumePoint } from "../xml/Producer.js"
+import { batches, type InputInfo, inspectInput, openInput } from "../xml/XmlSource.js"
 import type { Batch } from "./Batch.js"
 import { logProgress, type ProgressReporter } from "./Progress.js"
 import type { RejectsFile } from "./RejectsFile.js"
@@ -276,7 +279,7 @@ const load = (
       )
     let lastBytes = 0
     let tooManyRejects = false
-    const source = batches(input, {
+    const producerOptions = {
       file,
       doc,
       runId,
@@ -284,7 +287,12 @@ const load = (
       maxRecordChars: settings.maxRecordBytes,
       recover: !settings.strict,
       ...(resumeAt === undefined ? {} : { resumeAt })
-    }).pipe(
+    }
+    const shapeName = settings.parseWorker ? workerShapeName(doc) : undefined
+    const parsed = shapeName === undefined
+      ? batches(input, producerOptions)
+      : workerBatches(input, shapeName, producerOptions)
+    const source = parsed.pipe(
       Stream.filter((batch) => !done.has(batch.seq)),
       // past --max-errors: stop reading after this batch; what is in flight still commits
       Stream.takeUntil(() =>

@@ -1,49 +1,19 @@
 /**
- * The producer: input bytes (a file, gzip detected by its magic bytes, or stdin for "-")
- * → UTF-8 text → RecordParser → BatchBuilder, as a pull-based Stream of batches. A chunk is
- * read only when downstream pulls, so a slow database holds the reader back.
+ * The input side of the producer: what identifies an input across runs, opening it (a
+ * file, gzip detected by its magic bytes, or stdin for "-"), and the pull-based Stream of
+ * batches when parsing on the main thread. A chunk is read only when downstream pulls, so a
+ * slow database holds the reader back.
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import { createHash } from "node:crypto"
 import { pipeline, type Readable, Transform } from "node:stream"
 import * as zlib from "node:zlib"
 import { causeMessage, ReadError, XmlParseError } from "../Errors.js"
-import { type Batch, BatchBuilder, type BatchLimits } from "../pipeline/Batch.js"
-import { type DocumentShape, recordShapes } from "../shape/Shape.js"
-import { RecordParser } from "./RecordParser.js"
-
-/**
- * @since 0.1.0
- * @category models
- */
-export interface ProducerOptions {
-  readonly file: string
-  readonly doc: DocumentShape
-  readonly runId: number
-  readonly limits: BatchLimits
-  readonly maxRecordChars?: number
-  /** recover from malformed XML (default); off = the first break fails the run */
-  readonly recover?: boolean
-  /** continue a run: the input starts at `byte` (a batch boundary), after batch `seq - 1` and record `ord` */
-  readonly resumeAt?: ResumePoint
-}
-
-/**
- * Where a resumed run picks up: just past the last batch of the committed prefix.
- *
- * @since 0.1.0
- * @category models
- */
-export interface ResumePoint {
-  readonly byte: number
-  readonly seq: number
-  readonly ord: number
-}
-
+import type { Batch } from "../pipeline/Batch.js"
+import { Producer, type ProducerOptions } from "./Producer.js"
 /**
  * Counters the producer keeps as it goes; read by progress reporting.
  *
@@ -59,163 +29,6 @@ export interface ReadProgress {
   rejects: number
   /** total source size when known */
   readonly sourceSize: number | undefined
-}
-
-const DECODE_SLICE = 32 * 1024
-
-/** The length of `bytes` up to the end of its last complete UTF-8 character. */
-const completeLength = (bytes: Uint8Array): number => {
-  const n = bytes.length
-  for (let back = 1; back <= Math.min(3, n); back++) {
-    const b = bytes[n - back]!
-    if ((b & 0xc0) === 0x80) continue
-    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1
-    return need > back ? n - back : n
-  }
-  return n
-}
-
-/** The length of the well-formed UTF-8 sequence starting at `i`, or 0 if none starts there. */
-const sequenceLength = (bytes: Uint8Array, i: number): number => {
-  const c = bytes[i]!
-  if (c < 0x80) return 1
-  let n = 2
-  let lo = 0x80
-  let hi = 0xbf
-  if (c >= 0xc2 && c <= 0xdf) {
-    n = 2
-  } else if (c >= 0xe0 && c <= 0xef) {
-    n = 3
-    if (c === 0xe0) lo = 0xa0
-    else if (c === 0xed) hi = 0x9f
-  } else if (c >= 0xf0 && c <= 0xf4) {
-    n = 4
-    if (c === 0xf0) lo = 0x90
-    else if (c === 0xf4) hi = 0x8f
-  } else {
-    return 0
-  }
-  if (i + n > bytes.length) return 0
-  const c1 = bytes[i + 1]!
-  if (c1 < lo || c1 > hi) return 0
-  for (let k = 2; k < n; k++) if ((bytes[i + k]! & 0xc0) !== 0x80) return 0
-  return n
-}
-
-/**
- * Stands for one byte that is not UTF-8: ASCII, so the byte offsets derived from the text
- * stay exact (U+FFFD would count 3 bytes), and a name character, as U+FFFD is.
- */
-const INVALID_BYTE = "_"
-
-interface Decoded {
-  readonly text: string
-  /** positions in `text` of the characters standing for invalid bytes */
-  readonly corrupt: Array<number>
-  /** index in the bytes of the first invalid byte */
-  readonly firstInvalid: number
-}
-
-const decodeInvalid = (decode: (bytes: Uint8Array) => string, bytes: Uint8Array): Decoded => {
-  let text = ""
-  const corrupt: Array<number> = []
-  let firstInvalid = -1
-  let run = 0
-  let i = 0
-  while (i < bytes.length) {
-    const n = sequenceLength(bytes, i)
-    if (n > 0) {
-      i += n
-      continue
-    }
-    if (run < i) text += decode(bytes.subarray(run, i))
-    if (firstInvalid < 0) firstInvalid = i
-    corrupt.push(text.length)
-    text += INVALID_BYTE
-    run = ++i
-  }
-  if (run < bytes.length) text += decode(bytes.subarray(run))
-  return { text, corrupt, firstInvalid }
-}
-
-export class Producer {
-  // The BOM is kept as U+FEFF, which saxes skips, so byte offsets count its 3 bytes.
-  // Each byte that is not UTF-8 becomes one INVALID_BYTE, whose position the parser is told.
-  private readonly decoder = new TextDecoder("utf-8", { ignoreBOM: true })
-  /** bytes of an incomplete UTF-8 sequence at the end of the previous slice */
-  private pending: Uint8Array = new Uint8Array(0)
-  private parser: RecordParser | undefined = undefined
-  private readonly builder: BatchBuilder
-  private ready: Array<Batch> = []
-  private xmlBytes = 0
-
-  constructor(private readonly options: ProducerOptions) {
-    this.builder = new BatchBuilder(recordShapes(options.doc).length, options.runId, options.limits, (b) => {
-      this.ready.push(b)
-    }, options.resumeAt?.seq ?? 1)
-    this.xmlBytes = options.resumeAt?.byte ?? 0
-  }
-
-  get bytes(): number {
-    return this.xmlBytes
-  }
-
-  /** Parses a chunk; returns the batches it completed. Throws XmlParseError. */
-  write(bytes: Uint8Array): Array<Batch> {
-    const parser = this.parser ?? this.start()
-    // Decoded in small slices: a string over ~128 KiB is allocated in V8's old generation
-    // and lingers until a full GC; small ones die young and cheaply.
-    for (let at = 0; at < bytes.length; at += DECODE_SLICE) {
-      const slice = bytes.subarray(at, at + DECODE_SLICE)
-      const data = this.pending.length === 0 ? slice : Buffer.concat([this.pending, slice])
-      const complete = completeLength(data)
-      const start = this.xmlBytes - this.pending.length
-      this.pending = new Uint8Array(data.subarray(complete))
-      this.xmlBytes += slice.length
-      this.decode(parser, data.subarray(0, complete), start, "input is not valid UTF-8")
-    }
-    return this.take()
-  }
-
-  /** Ends the input; returns the last batches. Throws XmlParseError if the document is incomplete. */
-  end(): Array<Batch> {
-    const parser = this.parser ?? this.start()
-    if (this.pending.length > 0) {
-      const tail = this.pending
-      this.pending = new Uint8Array(0)
-      this.decode(parser, tail, this.xmlBytes - tail.length, "input ends inside a UTF-8 character")
-    }
-    parser.end()
-    this.builder.finish()
-    return this.take()
-  }
-
-  private decode(parser: RecordParser, bytes: Uint8Array, byteStart: number, reason: string): void {
-    if (isUtf8(bytes)) return parser.write(this.decoder.decode(bytes))
-    const decoded = decodeInvalid((b) => this.decoder.decode(b), bytes)
-    if (this.options.recover === false) {
-      throw new XmlParseError({ file: this.options.file, offset: byteStart + decoded.firstInvalid, reason })
-    }
-    parser.write(decoded.text, decoded.corrupt)
-  }
-
-  private start(): RecordParser {
-    const parser = new RecordParser(this.options.doc, this.builder, {
-      file: this.options.file,
-      ...(this.options.maxRecordChars === undefined ? {} : { maxRecordChars: this.options.maxRecordChars }),
-      ...(this.options.recover === undefined ? {} : { recover: this.options.recover }),
-      ...(this.options.resumeAt === undefined ? {} : { resumeAt: this.options.resumeAt })
-    })
-    this.parser = parser
-    return parser
-  }
-
-  private take(): Array<Batch> {
-    if (this.ready.length === 0) return []
-    const out = this.ready
-    this.ready = []
-    return out
-  }
 }
 
 const GZIP_MAGIC = [0x1f, 0x8b]

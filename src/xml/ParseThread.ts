@@ -1,0 +1,165 @@
+/**
+ * The producer on a worker thread. Parsing is the loader's CPU-bound part; on the main
+ * thread it holds the event loop, so COPY sockets wait behind it. Here the main thread only
+ * reads the input (file, gzip or stdin, as before) and posts its chunks; the worker parses
+ * them and posts back the batches, whose off-heap COPY pieces are transferred, not copied.
+ *
+ * Backpressure: at most IN_FLIGHT chunks are with the worker, and the next chunk is read
+ * only when downstream pulls, so a slow database still holds the reader back.
+ */
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import { Worker } from "node:worker_threads"
+import { ReadError, XmlParseError } from "../Errors.js"
+import type { Batch } from "../pipeline/Batch.js"
+import type { ProducerOptions } from "./Producer.js"
+import type { OpenedInput } from "./XmlSource.js"
+
+/** What a worker is started with: its shape by name (see WorkerShapes.ts) and the rest of the options. */
+export interface WorkerInit {
+  readonly shape: string
+  readonly options: Omit<ProducerOptions, "doc">
+}
+
+/** A chunk of input, or (without one) the end of it. */
+export interface ToWorker {
+  readonly chunk?: Uint8Array
+}
+
+export type FromWorker =
+  | {
+    readonly _tag: "Batches"
+    readonly batches: ReadonlyArray<Batch>
+    /** XML bytes parsed so far */
+    readonly xmlBytes: number
+    readonly ended: boolean
+  }
+  | { readonly _tag: "Failed"; readonly offset: number; readonly reason: string }
+
+/** chunks (of READ_CHUNK) posted and not yet answered: enough that the worker never waits on a busy main thread */
+const IN_FLIGHT = 4
+const READ_CHUNK = 256 * 1024
+
+/**
+ * The parser allocates a young string per value: a young generation of 24 MB (8 MB
+ * semi-spaces) keeps scavenges rare without growing RSS. The old generation holds little
+ * but one record at most `--max-record-bytes` long, as the main thread's did.
+ */
+const WORKER_HEAP = { maxYoungGenerationSizeMb: 24, maxOldGenerationSizeMb: 128 }
+
+/**
+ * The compiled worker script. Tests run the TypeScript sources, where no `.js` sits beside
+ * this file; the worker then runs from `dist/` (`npm test` builds first).
+ */
+const workerUrl = (): URL => {
+  const here = new URL("./ParseWorker.js", import.meta.url)
+  return fs.existsSync(here) ? here : new URL(here.href.replace(/\/src\/xml\/ParseWorker\.js$/, "/dist/xml/ParseWorker.js"))
+}
+
+/** Structured clone turns Buffers into plain Uint8Arrays; the COPY writer wants Buffers. */
+const revive = (batch: Batch): Batch => ({
+  ...batch,
+  tables: batch.tables.map((t) => ({
+    rows: t.rows,
+    chunks: t.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))
+  }))
+})
+
+/** Messages from the worker, taken one at a time; a crash of the worker fails the next take. */
+class Inbox {
+  private readonly messages: Array<FromWorker> = []
+  private waiting: ((message: FromWorker) => void) | undefined = undefined
+
+  constructor(worker: Worker, file: string) {
+    const deliver = (message: FromWorker) => {
+      const waiting = this.waiting
+      this.waiting = undefined
+      if (waiting === undefined) this.messages.push(message)
+      else waiting(message)
+    }
+    worker.on("message", deliver)
+    worker.on("error", (e) => deliver({ _tag: "Failed", offset: 0, reason: `parse worker failed: ${e.message}` }))
+    worker.on("exit", (code) =>
+      deliver({ _tag: "Failed", offset: 0, reason: `parse worker exited with code ${code} (${file})` })
+    )
+  }
+
+  readonly take: Effect.Effect<FromWorker> = Effect.async<FromWorker>((resume) => {
+    const next = this.messages.shift()
+    if (next !== undefined) return resume(Effect.succeed(next))
+    this.waiting = (message) => resume(Effect.succeed(message))
+    return Effect.sync(() => {
+      this.waiting = undefined
+    })
+  })
+}
+
+/**
+ * The batches of one input, parsed on a worker thread and pulled on demand. `shape` names
+ * the document shape (see WorkerShapes.ts).
+ *
+ * @since 0.1.0
+ * @category producer
+ */
+export const workerBatches = (
+  input: OpenedInput,
+  shape: string,
+  options: ProducerOptions
+): Stream.Stream<Batch, ReadError | XmlParseError> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const { doc: _doc, ...rest } = options
+    const init: WorkerInit = { shape, options: rest }
+    const worker = yield* Effect.acquireRelease(
+      Effect.sync(() => new Worker(workerUrl(), { workerData: init, resourceLimits: WORKER_HEAP })),
+      (w) => Effect.promise(() => w.terminate())
+    )
+    const inbox = new Inbox(worker, options.file)
+    const progress = input.progress
+    let inFlight = 0
+
+    const answer = (message: FromWorker) =>
+      Effect.suspend(() => {
+        if (message._tag === "Failed") {
+          return Effect.fail(new XmlParseError({ file: options.file, offset: message.offset, reason: message.reason }))
+        }
+        inFlight--
+        progress.xmlBytes = message.xmlBytes
+        const batches = message.batches.map(revive)
+        for (const b of batches) {
+          progress.records += b.rows + b.rejects.length
+          progress.rejects += b.rejects.length
+        }
+        return Effect.succeed(batches)
+      })
+
+    /** Answers until fewer than `limit` chunks are with the worker; their batches in order. */
+    const collect = (limit: number) =>
+      Effect.gen(function*() {
+        const out: Array<Batch> = []
+        while (inFlight >= limit) out.push(...(yield* Effect.flatMap(inbox.take, answer)))
+        return out
+      })
+
+    const post = (message: ToWorker, transfer: Array<ArrayBuffer> = []) =>
+      Effect.sync(() => {
+        worker.postMessage(message, transfer)
+        inFlight++
+      })
+
+    const send = (chunk: Uint8Array) => {
+      // a chunk that owns its memory moves to the worker; one that shares it (a pooled read) is copied
+      const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk : new Uint8Array(chunk)
+      return Effect.zipRight(post({ chunk: own }, [own.buffer as ArrayBuffer]), collect(IN_FLIGHT))
+    }
+
+    return NodeStream.fromReadable<ReadError, Uint8Array>(
+      () => input.readable,
+      (cause) => new ReadError({ file: options.file, cause }),
+      { chunkSize: READ_CHUNK }
+    ).pipe(
+      Stream.mapConcatEffect(send),
+      Stream.concat(Stream.fromIterableEffect(Effect.zipRight(post({}), collect(1))))
+    )
+  }))
