@@ -43,13 +43,6 @@ const IN_FLIGHT = 4
 const READ_CHUNK = 256 * 1024
 
 /**
- * The parser allocates a young string per value: a young generation of 24 MB (8 MB
- * semi-spaces) keeps scavenges rare without growing RSS. The old generation holds little
- * but one record at most `--max-record-bytes` long, as the main thread's did.
- */
-const WORKER_HEAP = { maxYoungGenerationSizeMb: 24, maxOldGenerationSizeMb: 128 }
-
-/**
  * The compiled worker script. Tests run the TypeScript sources, where no `.js` sits beside
  * this file; the worker then runs from `dist/` (`npm test` builds first).
  */
@@ -111,8 +104,9 @@ export const workerBatches = (
   Stream.unwrapScoped(Effect.gen(function*() {
     const { doc: _doc, ...rest } = options
     const init: WorkerInit = { shape, options: rest }
+    // V8's heap flags (the CLI's caps) apply to the worker's heap too
     const worker = yield* Effect.acquireRelease(
-      Effect.sync(() => new Worker(workerUrl(), { workerData: init, resourceLimits: WORKER_HEAP })),
+      Effect.sync(() => new Worker(workerUrl(), { workerData: init })),
       (w) => Effect.promise(() => w.terminate())
     )
     const inbox = new Inbox(worker, options.file)
