@@ -20,12 +20,25 @@ import { Ledger, rejectColumns } from "./Staging.js"
 const ROLLBACK: Closing = { sql: "ROLLBACK", values: [], timeout: "5 seconds" }
 
 /**
- * A client checked out of the pool inside `BEGIN`; on failure or interruption it is
- * rolled back, and a client that cannot roll back is discarded rather than reused.
+ * Opens a writer's transaction, in one round trip. `synchronous_commit = off` for this
+ * transaction only (`SET LOCAL`; the pooled session keeps the server's setting): COMMIT
+ * returns without waiting for the WAL flush. That is safe here because a batch's ledger
+ * row commits in the same transaction as its rows: a server crash can lose only the last
+ * whole batches, rows and ledger rows together, and a resume reloads exactly those. The
+ * run's end (`finishRun`) commits synchronously, which flushes every batch before it.
+ */
+const BEGIN_WRITER = "BEGIN; SET LOCAL synchronous_commit TO off"
+
+/**
+ * A client checked out of the pool inside `BEGIN` (see `BEGIN_WRITER`); on failure or
+ * interruption it is rolled back, and a client that cannot roll back is discarded rather
+ * than reused.
+ *
+ * @internal
  */
 export const transactionClient = Effect.gen(function*() {
   const client = yield* scopedClient("writer", (exit) => (Exit.isSuccess(exit) ? undefined : ROLLBACK))
-  yield* clientQuery(client, "begin", "BEGIN")
+  yield* clientQuery(client, "begin", BEGIN_WRITER)
   return client
 })
 
