@@ -1,8 +1,12 @@
-import { assert, describe, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import { transactionClient } from "../src/db/Copy.js"
+import { copyTargets, transactionClient, writeBatch } from "../src/db/Copy.js"
+import { qualify } from "../src/db/Identifiers.js"
 import { clientQuery, PgPool } from "../src/db/PgPool.js"
-import { databaseUrl } from "./utils.js"
+import { type Batch, BatchBuilder } from "../src/pipeline/Batch.js"
+import { GroupsDocument } from "../src/shape/GroupEvents.js"
+import { databaseUrl, newSchema, TestLoader } from "./utils.js"
 
 /** `SHOW synchronous_commit` on a raw client. */
 const show = (client: Parameters<typeof clientQuery>[0]) =>
@@ -54,4 +58,65 @@ describe("writer transactions", () => {
       )).rows[0]!.synchronous_commit
       assert.strictEqual(afterFailure, sessionDefault)
     }).pipe(Effect.provide(OneConnection)))
+})
+
+const schema = newSchema()
+
+/** One batch of run 7: two groups, three events and one rejected record, bytes 100..900. */
+const sampleBatch = (): Batch => {
+  const out: Array<Batch> = []
+  const b = new BatchBuilder(2, 7, { rows: 1000, bytes: 1 << 30 }, (batch) => out.push(batch), 4)
+  b.row(0, ["1", "G-1", "one", null, "2026-01-01T00:00:00Z"], 1)
+  b.row(1, ["10", "1", "click", "2026-01-01T00:00:01Z", "3", "web", "{\"a\":1}"], 2)
+  b.row(1, ["11", "1", "view", "2026-01-01T00:00:02Z", null, null, null], 3)
+  b.recordEnd(100, 400)
+  b.reject({ file: "f.xml", offset: 400, element: "group", id: "2", kind: "k", reason: "missing <name>", ord: 4 })
+  b.recordEnd(400, 500)
+  b.row(0, ["3", "G-3", "three", "it's \\ odd", "2026-01-01T00:00:03Z"], 5)
+  b.row(1, ["12", "3", "buy", "2026-01-01T00:00:04Z", "0", "api", null], 6)
+  b.recordEnd(500, 900)
+  b.finish()
+  return out[0]!
+}
+
+layer(TestLoader(schema))("writeBatch", (it) => {
+  it.effect("lands rows, rejects and the ledger row in one transaction, and a repeat of the batch lands nothing more", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const targets = copyTargets(GroupsDocument, schema)
+      const batch = sampleBatch()
+      assert.strictEqual(batch.rows, 5)
+      assert.strictEqual(yield* writeBatch(targets, 7, batch), 5)
+      // a retry after a COMMIT whose acknowledgement was lost: the ledger already has the batch
+      assert.strictEqual(yield* writeBatch(targets, 7, batch), 5)
+
+      const count = (table: string) =>
+        sql.unsafe<{ n: number }>(`select count(*)::int as n from ${qualify(schema, table)}`).pipe(
+          Effect.map((r) => r[0]!.n)
+        )
+      assert.strictEqual(yield* count("stg_group_event"), 2)
+      assert.strictEqual(yield* count("stg_event"), 3)
+      assert.strictEqual(yield* count("xml2pg_reject"), 1)
+      const ledger = yield* sql.unsafe<Record<string, unknown>>(
+        `select run_id, batch_seq, byte_start::int, byte_end::int, first_ord::int, last_ord::int, row_counts, rejected
+         from ${qualify(schema, "xml2pg_batch")}`
+      )
+      assert.deepStrictEqual(ledger, [{
+        run_id: 7,
+        batch_seq: 4,
+        byte_start: 100,
+        byte_end: 900,
+        first_ord: 1,
+        last_ord: 6,
+        row_counts: { stg_group_event: 2, stg_event: 3 },
+        rejected: 1
+      }])
+      const groups = yield* sql.unsafe<{ batch_seq: number; ord: number; code: string; description: string | null }>(
+        `select batch_seq, ord::int, code, description from ${qualify(schema, "stg_group_event")} order by ord`
+      )
+      assert.deepStrictEqual(groups, [
+        { batch_seq: 4, ord: 1, code: "G-1", description: null },
+        { batch_seq: 4, ord: 5, code: "G-3", description: "it's \\ odd" }
+      ])
+    }))
 })
