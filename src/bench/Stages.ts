@@ -148,14 +148,23 @@ const withSchema = <A, E, R>(
       )
   )
 
-/** Copies the staging rows of `from` into the (empty) staging tables of `to`; not timed. */
+/**
+ * Copies the staging rows of `from` into the (empty) staging tables of `to`, reads them
+ * once so both sides have their hint bits set (the copy itself read `from`), then checkpoints so
+ * neither timed run starts with the other's dirty buffers to write; not timed.
+ */
 const copyStaging = (from: string, to: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     for (const r of recordShapes(GroupsDocument)) {
       yield* sql.unsafe(`insert into ${qualify(to, r.stagingTable)} select * from ${qualify(from, r.stagingTable)}`)
+      yield* sql.unsafe(`select count(*) from ${qualify(to, r.stagingTable)}`)
     }
+    yield* checkpoint
   }).pipe(Effect.mapError((cause) => new BenchError({ message: `cannot copy staging rows: ${cause.message}`, cause })))
+
+/** CHECKPOINT where the bench's role may (superuser or pg_checkpoint); else nothing. */
+const checkpoint = Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe("checkpoint")).pipe(Effect.ignore)
 
 const lastRunRows = (schema: string) =>
   Effect.gen(function*() {
@@ -303,6 +312,7 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
             const m = yield* cli(ctx, ["finalize", "--schema", schema], [0], debugEnv)
             const finalize = cliRun(m, input, rows, finalizeDetail(m))
             if (twin === undefined) return { finalize }
+            yield* checkpoint
             const bare = yield* runBareSql({
               finalizeRun: m,
               schema,
