@@ -29,7 +29,8 @@ describe("writer transactions", () => {
         .pid
 
       const inside = yield* Effect.scoped(Effect.gen(function*() {
-        const client = yield* transactionClient
+        // as writeBatch opens its transaction: BEGIN with a first statement (its ledger row)
+        const client = yield* transactionClient({ op: "first", sql: "select 1" })
         const r = yield* clientQuery<{ pid: number }>(client, "probe", "select pg_backend_pid() as pid")
         const setting = yield* show(client)
         yield* clientQuery(client, "commit", "COMMIT") // as writeBatch ends its transaction
@@ -49,7 +50,7 @@ describe("writer transactions", () => {
 
       // a failed writer transaction rolls back and also leaves the default behind
       const failed = yield* Effect.scoped(Effect.gen(function*() {
-        const client = yield* transactionClient
+        const client = yield* transactionClient()
         yield* clientQuery(client, "boom", "select 1/0")
       })).pipe(Effect.flip)
       assert.strictEqual(failed.op, "boom")

@@ -7,7 +7,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type Pg from "pg"
+import Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { DbError, toDbError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
@@ -15,6 +15,8 @@ import { type DocumentShape, recordShapes, stagingPrefix } from "../shape/Shape.
 import { copyLine } from "./CopyText.js"
 import { qualify, quoteIdent } from "./Identifiers.js"
 import { clientQuery, type Closing, scopedClient } from "./PgPool.js"
+
+const { escapeLiteral } = Pg
 import { Ledger, rejectColumns } from "./Staging.js"
 
 const ROLLBACK: Closing = { sql: "ROLLBACK", values: [], timeout: "5 seconds" }
@@ -30,17 +32,20 @@ const ROLLBACK: Closing = { sql: "ROLLBACK", values: [], timeout: "5 seconds" }
 const BEGIN_WRITER = "BEGIN; SET LOCAL synchronous_commit TO off"
 
 /**
- * A client checked out of the pool inside `BEGIN` (see `BEGIN_WRITER`); on failure or
- * interruption it is rolled back, and a client that cannot roll back is discarded rather
- * than reused.
+ * A client checked out of the pool inside `BEGIN` (see `BEGIN_WRITER`), with `first` (if
+ * given) run in the same round trip and reported as `op`; on failure or interruption it
+ * is rolled back, and a client that cannot roll back is discarded rather than reused.
  *
  * @internal
  */
-export const transactionClient = Effect.gen(function*() {
-  const client = yield* scopedClient("writer", (exit) => (Exit.isSuccess(exit) ? undefined : ROLLBACK))
-  yield* clientQuery(client, "begin", BEGIN_WRITER)
-  return client
-})
+export const transactionClient = (first?: { readonly op: string; readonly sql: string }) =>
+  Effect.gen(function*() {
+    const client = yield* scopedClient("writer", (exit) => (Exit.isSuccess(exit) ? undefined : ROLLBACK))
+    yield* first === undefined
+      ? clientQuery(client, "begin", BEGIN_WRITER)
+      : clientQuery(client, first.op, `${BEGIN_WRITER}; ${first.sql}`)
+    return client
+  })
 
 /**
  * Streams `chunks` into `COPY … FROM STDIN`, honouring the stream's backpressure.
@@ -120,12 +125,12 @@ const integer = (n: number): string => {
  * The batch's ledger row as one INSERT with literal values (integers, and the row counts
  * as an escaped JSON literal), so that it travels in the same round trip as BEGIN.
  */
-const ledgerInsert = (client: Pg.PoolClient, targets: CopyTargets, runId: number, batch: Batch): string => {
+const ledgerInsert = (targets: CopyTargets, runId: number, batch: Batch): string => {
   const counts = Object.fromEntries(targets.tables.map((t, i) => [t.name, batch.tables[i]!.rows]))
   const values = [runId, batch.seq, batch.byteStart, batch.byteEnd, batch.firstOrd, batch.lastOrd].map(integer)
   return `insert into ${targets.ledger}
       (run_id, batch_seq, byte_start, byte_end, first_ord, last_ord, row_counts, rejected)
-      values (${values.join(", ")}, ${client.escapeLiteral(JSON.stringify(counts))}, ${integer(batch.rejects.length)})`
+      values (${values.join(", ")}, ${escapeLiteral(JSON.stringify(counts))}, ${integer(batch.rejects.length)})`
 }
 
 const rejectLines = (runId: number, batch: Batch): Array<string> => [
@@ -147,12 +152,8 @@ const UNIQUE_VIOLATION = "23505"
  */
 export const writeBatch = (targets: CopyTargets, runId: number, batch: Batch) =>
   Effect.scoped(Effect.gen(function*() {
-    const client = yield* scopedClient("writer", (exit) => (Exit.isSuccess(exit) ? undefined : ROLLBACK))
-    const ledger = yield* Effect.try({
-      try: () => ledgerInsert(client, targets, runId, batch),
-      catch: toDbError("ledger insert")
-    })
-    yield* clientQuery(client, "ledger insert", `${BEGIN_WRITER}; ${ledger}`)
+    const ledger = yield* Effect.try({ try: () => ledgerInsert(targets, runId, batch), catch: toDbError("ledger insert") })
+    const client = yield* transactionClient({ op: "ledger insert", sql: ledger })
     let rows = 0
     for (let t = 0; t < targets.tables.length; t++) {
       const data = batch.tables[t]!
