@@ -19,6 +19,7 @@ interface ResultJson {
     readonly input: { readonly file: string; readonly bytes: number; readonly rows: number }
     readonly stages: ReadonlyArray<StageReport>
     readonly ratios: Record<string, number>
+    readonly finalizeVsSql?: { readonly firstLoad?: { readonly ratio: number } }
     readonly chart?: string
     readonly e2eTrace?: { readonly rssMb: ReadonlyArray<unknown> }
   }>
@@ -92,6 +93,17 @@ describe("npm run bench", () => {
           assert.isUndefined(s.skipped)
           assert.isAbove(s.seconds, 0)
         } else assert.strictEqual(s.skipped, "finalize not available")
+      }
+      // finalize's statements replayed by psql on a twin schema, when psql is installed
+      for (const id of ["5as", "5cs"] as const) {
+        const s = byId.get(id)!
+        if (s.skipped !== undefined) continue
+        assert.isAbove(s.seconds, 0)
+        assert.isAbove(s.runs[0]!.detail!["statements"] as number, 5, `${id} replayed statements`)
+      }
+      if (byId.get("5as")!.skipped === undefined) {
+        assert.isAbove(size.finalizeVsSql!.firstLoad!.ratio, 0)
+        assert.include(r.stdout, "finalize / its SQL run by psql -f")
       }
 
       assert.isDefined(size.chart)

@@ -27,6 +27,7 @@ import { renderChart } from "./Chart.js"
 import { ensureInput, groupsFor, type InputFile, warmPageCache } from "./Inputs.js"
 import { formatSize, medianIndex, type SizeReport, sizeReport, skipped, type StageReport, summarize } from "./Report.js"
 import {
+  bareSqlAvailable,
   type BenchContext,
   copyStage,
   endToEndStage,
@@ -152,16 +153,20 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       out.push(summarize("4", runs.map((r) => r.ingest)))
       if (o.stages.has(5)) {
         if (merge === undefined) {
-          for (const id of ["5a", "5b", "5c"] as const) out.push(skipped(id, "finalize not available"))
+          for (const id of ["5a", "5as", "5b", "5c", "5cs"] as const) out.push(skipped(id, "finalize not available"))
         } else {
           const pick = (f: (r: (typeof runs)[number]) => RunMeasure | undefined) =>
             runs.flatMap((r) => {
               const m = f(r)
               return m === undefined ? [] : [m]
             })
+          const bare = (id: "5as" | "5cs", f: (r: (typeof runs)[number]) => RunMeasure | undefined) =>
+            ctx.bareSql ? summarize(id, pick(f)) : skipped(id, "psql not found")
           out.push(summarize("5a", pick((r) => r.finalizeFirst)))
+          out.push(bare("5as", (r) => r.finalizeFirstSql))
           out.push(summarize("5b", pick((r) => r.ingestMerge)))
           out.push(summarize("5c", pick((r) => r.finalizeMerge)))
+          out.push(bare("5cs", (r) => r.finalizeMergeSql))
         }
       }
       const chosen = runs[medianIndex(runs.map((r) => r.ingest))]!
@@ -211,7 +216,8 @@ const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>,
       env: childEnv(url),
       bin: path.resolve(here, "../bin.js"),
       stageMain: path.resolve(here, "StageMain.js"),
-      repeat: o.quick ? 1 : o.repeat
+      repeat: o.quick ? 1 : o.repeat,
+      bareSql: o.stages.has(5) && bareSqlAvailable()
     }
     const hasFinalize = o.stages.has(5) ? yield* finalizeAvailable(ctx) : false
     if (o.stages.has(5) && !hasFinalize) {

@@ -16,6 +16,7 @@ import { PgPool } from "../db/PgPool.js"
 import type { Batch } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
 import { produce } from "./ProducerOnly.js"
+import { serverCpuSeconds } from "./ServerCpu.js"
 import type { StageOutcome } from "./StageResult.js"
 
 type Header = Omit<Batch, "tables"> & {
@@ -129,6 +130,7 @@ export const copyOnly = (options: CopyOnlyOptions) =>
     yield* Effect.addFinalizer(() => Effect.sync(() => fs.closeSync(fd)))
     const reader = new EncodedReader(fd)
     let batches = 0
+    const cpuBefore = serverCpuSeconds()
     const started = performance.now()
     const rows = yield* Stream.repeatEffectOption(
       Effect.suspend(() => {
@@ -146,13 +148,24 @@ export const copyOnly = (options: CopyOnlyOptions) =>
         return n + written
       })
     )
+    const seconds = (performance.now() - started) / 1000
+    // read while the pool's backends are still connected
+    const cpuAfter = serverCpuSeconds()
+    const serverCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore
     const outcome: StageOutcome = {
-      seconds: (performance.now() - started) / 1000,
+      seconds,
       xmlBytes: options.xmlBytes,
       rows,
       rejects: 0,
       maxRssKb: process.resourceUsage().maxRSS,
-      detail: { batches, writers: options.writers }
+      detail: {
+        batches,
+        writers: options.writers,
+        ...(serverCpu === undefined ? {} : {
+          serverCpuSeconds: Number(serverCpu.toFixed(2)),
+          serverCpuMsPerBatch: Number((serverCpu * 1000 / Math.max(batches, 1)).toFixed(2))
+        })
+      }
     }
     return outcome
   }).pipe(

@@ -27,6 +27,14 @@ export interface Ratios {
   readonly "2/1"?: number
 }
 
+/** Finalize (the CLI process) against the same statements run by `psql -f`, medians. */
+export interface FinalizeVsSql {
+  /** finalize wall / psql wall */
+  readonly ratio: number
+  /** the same with finalize timed from its first log line (module loading left out) */
+  readonly ratioWithoutStartup?: number
+}
+
 export interface LoadVsPython {
   readonly mbPerSecond: number
   readonly multiple: number
@@ -46,6 +54,11 @@ export interface SizeReport {
     readonly firstLoad?: LoadVsPython
     /** ingest + finalize of the merge file into the loaded tables */
     readonly mergeLoad?: LoadVsPython
+  }
+  /** finalize against its bare SQL; target ≤ 1.3 */
+  readonly finalizeVsSql?: {
+    readonly firstLoad?: FinalizeVsSql
+    readonly mergeLoad?: FinalizeVsSql
   }
   readonly chart?: string
 }
@@ -117,6 +130,14 @@ const loadVsPython = (bytes: number, parts: ReadonlyArray<StageReport | undefine
   return { mbPerSecond, multiple: mbPerSecond / PYTHON_BASELINE_MBPS }
 }
 
+const finalizeVsSql = (finalize: StageReport | undefined, sql: StageReport | undefined): FinalizeVsSql | undefined =>
+  finalize === undefined || sql === undefined || sql.seconds <= 0 ? undefined : {
+    ratio: finalize.seconds / sql.seconds,
+    ...(finalize.startupSeconds === undefined
+      ? {}
+      : { ratioWithoutStartup: (finalize.seconds - finalize.startupSeconds) / sql.seconds })
+  }
+
 export const sizeReport = (
   sizeMb: number,
   input: SizeReport["input"],
@@ -132,6 +153,8 @@ export const sizeReport = (
   const mergeLoad = merge === undefined
     ? undefined
     : loadVsPython(merge.bytes, [measured(stages, "5b"), measured(stages, "5c")])
+  const vsFirst = finalizeVsSql(measured(stages, "5a"), measured(stages, "5as"))
+  const vsMerge = finalizeVsSql(measured(stages, "5c"), measured(stages, "5cs"))
   return {
     sizeMb,
     input,
@@ -144,6 +167,12 @@ export const sizeReport = (
       ...(firstLoad === undefined ? {} : { firstLoad }),
       ...(mergeLoad === undefined ? {} : { mergeLoad })
     },
+    ...(vsFirst === undefined && vsMerge === undefined ? {} : {
+      finalizeVsSql: {
+        ...(vsFirst === undefined ? {} : { firstLoad: vsFirst }),
+        ...(vsMerge === undefined ? {} : { mergeLoad: vsMerge })
+      }
+    }),
     ...(chart === undefined ? {} : { chart })
   }
 }
@@ -160,7 +189,8 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n")
 }
 
-const label = (id: StageId) => (id === "1n" ? "1'" : id).padEnd(3)
+const labels: Partial<Record<StageId, string>> = { "1n": "1'", "5as": "5a'", "5cs": "5c'" }
+const label = (id: StageId) => (labels[id] ?? id).padEnd(3)
 
 export const formatSize = (r: SizeReport, repeat: number): string => {
   const rows = r.stages.map((s) =>
@@ -203,6 +233,16 @@ export const formatSize = (r: SizeReport, repeat: number): string => {
       ]
   lines.push(...py("ingest + finalize, first load", r.python.firstLoad))
   lines.push(...py("ingest + finalize, merge load", r.python.mergeLoad))
+  const vs = (name: string, v: FinalizeVsSql | undefined) =>
+    v === undefined ? [] : [
+      `${name} ${fixed(v.ratio, 2)}×` +
+      (v.ratioWithoutStartup === undefined ? "" : ` (${fixed(v.ratioWithoutStartup, 2)}× without start-up)`)
+    ]
+  const vsText = [
+    ...vs("first load", r.finalizeVsSql?.firstLoad),
+    ...vs("merge load", r.finalizeVsSql?.mergeLoad)
+  ]
+  if (vsText.length > 0) lines.push(`finalize / its SQL run by psql -f (target ≤ 1.3): ${vsText.join(", ")}`)
   if (r.chart !== undefined) lines.push(`chart: ${r.chart}`)
   return lines.join("\n")
 }

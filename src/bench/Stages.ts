@@ -8,12 +8,15 @@ import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { defaults } from "../config/Settings.js"
-import { quoteIdent } from "../db/Identifiers.js"
+import { qualify, quoteIdent } from "../db/Identifiers.js"
+import { GroupsDocument } from "../shape/GroupEvents.js"
+import { recordShapes } from "../shape/Shape.js"
+import { psqlAvailable, runBareSql } from "./BareSql.js"
 import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Child.js"
 import type { InputFile } from "./Inputs.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
-export type StageId = "1" | "1n" | "2" | "3" | "4" | "5a" | "5b" | "5c"
+export type StageId = "1" | "1n" | "2" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs"
 
 export const stageNames: Record<StageId, string> = {
   "1": "raw saxes, default options",
@@ -22,8 +25,10 @@ export const stageNames: Record<StageId, string> = {
   "3": `COPY only, ${defaults.writers} writers`,
   "4": "ingest CLI, end to end",
   "5a": "finalize, first load",
+  "5as": "its SQL alone, psql -f",
   "5b": "ingest CLI, merge file",
-  "5c": "finalize, merge load"
+  "5c": "finalize, merge load",
+  "5cs": "its SQL alone, psql -f"
 }
 
 /** One run of one stage. */
@@ -58,6 +63,8 @@ export interface BenchContext {
   readonly bin: string
   readonly stageMain: string
   readonly repeat: number
+  /** run finalize's statements through psql on a twin schema too (stages 5a', 5c') */
+  readonly bareSql: boolean
 }
 
 let schemaCounter = 0
@@ -91,9 +98,14 @@ const fromOutcome = (measured: Measured, outcome: StageOutcome, rows: number): R
 })
 
 /** `xml2pg <args>`; exit codes in `ok` count as success (ingest exits 3 when it rejected records). */
-export const cli = (ctx: BenchContext, args: ReadonlyArray<string>, ok: ReadonlyArray<number> = [0]) =>
+export const cli = (
+  ctx: BenchContext,
+  args: ReadonlyArray<string>,
+  ok: ReadonlyArray<number> = [0],
+  env: NodeJS.ProcessEnv = ctx.env
+) =>
   Effect.gen(function*() {
-    const measured = yield* runMeasured({ args: [ctx.bin, ...args], env: ctx.env, cwd: ctx.dir, executable: true })
+    const measured = yield* runMeasured({ args: [ctx.bin, ...args], env, cwd: ctx.dir, executable: true })
     if (measured.code === null || !ok.includes(measured.code)) {
       return yield* new BenchError({
         message: `xml2pg ${args[0]} failed (exit ${measured.code ?? measured.signal}): ${tail(measured.stderr)}`
@@ -115,10 +127,14 @@ const repeatRuns = <A, E, R>(ctx: BenchContext, run: Effect.Effect<A, E, R>) =>
 // == schemas
 
 /** A fresh schema, initialised by `xml2pg init` (not timed), dropped when `use` ends. */
-const withSchema = <A, E, R>(ctx: BenchContext, use: (schema: string) => Effect.Effect<A, E, R>) =>
+const withSchema = <A, E, R>(
+  ctx: BenchContext,
+  use: (schema: string) => Effect.Effect<A, E, R>,
+  name = `xml2pg_bench_${process.pid}_${++schemaCounter}`
+) =>
   Effect.acquireUseRelease(
     Effect.gen(function*() {
-      const schema = `xml2pg_bench_${process.pid}_${++schemaCounter}`
+      const schema = name
       yield* cli(ctx, ["init", "--schema", schema])
       return schema
     }),
@@ -131,6 +147,24 @@ const withSchema = <A, E, R>(ctx: BenchContext, use: (schema: string) => Effect.
         Effect.catchAll((e) => Effect.logWarning(`could not drop schema ${schema}: ${e.message}`))
       )
   )
+
+/**
+ * Copies the staging rows of `from` into the (empty) staging tables of `to`, reads them
+ * once so both sides have their hint bits set (the copy itself read `from`), then checkpoints so
+ * neither timed run starts with the other's dirty buffers to write; not timed.
+ */
+const copyStaging = (from: string, to: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (const r of recordShapes(GroupsDocument)) {
+      yield* sql.unsafe(`insert into ${qualify(to, r.stagingTable)} select * from ${qualify(from, r.stagingTable)}`)
+      yield* sql.unsafe(`select count(*) from ${qualify(to, r.stagingTable)}`)
+    }
+    yield* checkpoint
+  }).pipe(Effect.mapError((cause) => new BenchError({ message: `cannot copy staging rows: ${cause.message}`, cause })))
+
+/** CHECKPOINT where the bench's role may (superuser or pg_checkpoint); else nothing. */
+const checkpoint = Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe("checkpoint")).pipe(Effect.ignore)
 
 const lastRunRows = (schema: string) =>
   Effect.gen(function*() {
@@ -224,9 +258,20 @@ export interface EndToEndRun {
   readonly finalizeFirst?: RunMeasure
   readonly ingestMerge?: RunMeasure
   readonly finalizeMerge?: RunMeasure
+  readonly finalizeFirstSql?: RunMeasure
+  readonly finalizeMergeSql?: RunMeasure
 }
 
-const finalizeDetail = (measured: Measured) => ({ output: tail(measured.stderr, 3000) })
+/** The finalize report printed at the end (the debug lines of each statement left out). */
+const finalizeDetail = (measured: Measured) => ({
+  output: tail(
+    measured.stderrLines.map((l) => l.line).filter((l) => !l.includes("finalize statement ")).join("\n"),
+    3000
+  )
+})
+
+/** The bench's database URL, as given to every child. */
+const urlOf = (ctx: BenchContext) => ctx.env["DATABASE_URL"] ?? ""
 
 /**
  * Stage 4, and stage 5 when `merge` is given: ingest, finalize, ingest of the merge file,
@@ -257,16 +302,59 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         }
         if (merge === undefined) return run
         yield* Effect.logInfo(`stage 5: finalize, ingest ${path.basename(merge.file)}, finalize`)
-        const m5a = yield* cli(ctx, ["finalize", "--schema", schema])
-        const m5b = yield* cli(ctx, ingestArgs(merge.file), [0, 3])
-        const rows5 = yield* lastRunRows(schema)
-        const m5c = yield* cli(ctx, ["finalize", "--schema", schema])
-        yield* Effect.sync(() => fs.rmSync(rejects, { force: true }))
-        return {
-          ...run,
-          finalizeFirst: cliRun(m5a, input, rows4, finalizeDetail(m5a)),
-          ingestMerge: cliRun(m5b, merge, rows5),
-          finalizeMerge: cliRun(m5c, merge, rows5, finalizeDetail(m5c))
-        }
+        // finalize logs each statement at debug level; psql replays them on a twin schema
+        // holding the same staging rows (5a', 5c')
+        const debugEnv = { ...ctx.env, XML2PG_LOG_LEVEL: "debug" }
+        const twin = ctx.bareSql ? `${schema}_sql` : undefined
+        const finalizeBoth = (input: InputFile, rows: number, which: "first-load" | "merge-load") =>
+          Effect.gen(function*() {
+            if (twin !== undefined) yield* copyStaging(schema, twin)
+            const m = yield* cli(ctx, ["finalize", "--schema", schema], [0], debugEnv)
+            const finalize = cliRun(m, input, rows, finalizeDetail(m))
+            if (twin === undefined) return { finalize }
+            yield* checkpoint
+            const bare = yield* runBareSql({
+              finalizeRun: m,
+              schema,
+              twin,
+              scriptFile: path.join(ctx.dir, `latest-finalize-${which}.sql`),
+              url: urlOf(ctx),
+              env: ctx.env,
+              cwd: ctx.dir
+            })
+            const sql: RunMeasure = {
+              seconds: bare.measured.wallSeconds,
+              processSeconds: bare.measured.wallSeconds,
+              rows,
+              xmlBytes: input.bytes,
+              peakRssKb: bare.measured.peakRssKb,
+              detail: {
+                statements: bare.statements,
+                finalizeStatementSeconds: bare.finalizeSqlMillis / 1000,
+                psqlTiming: tail(bare.measured.stdout, 3000)
+              }
+            }
+            return { finalize, sql }
+          })
+        const body = Effect.gen(function*() {
+          const first = yield* finalizeBoth(input, rows4, "first-load")
+          const m5b = yield* cli(ctx, ingestArgs(merge.file), [0, 3])
+          const rows5 = yield* lastRunRows(schema)
+          const second = yield* finalizeBoth(merge, rows5, "merge-load")
+          yield* Effect.sync(() => fs.rmSync(rejects, { force: true }))
+          const out: EndToEndRun = {
+            ...run,
+            finalizeFirst: first.finalize,
+            ingestMerge: cliRun(m5b, merge, rows5),
+            finalizeMerge: second.finalize,
+            ...(first.sql === undefined ? {} : { finalizeFirstSql: first.sql }),
+            ...(second.sql === undefined ? {} : { finalizeMergeSql: second.sql })
+          }
+          return out
+        })
+        return yield* (twin === undefined ? body : withSchema(ctx, () => body, twin))
       }))
   )
+
+/** True when the bare-SQL comparison (5a', 5c') can run: psql is installed. */
+export const bareSqlAvailable = psqlAvailable

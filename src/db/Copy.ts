@@ -7,7 +7,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import type Pg from "pg"
+import Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { DbError, toDbError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
@@ -15,19 +15,37 @@ import { type DocumentShape, recordShapes, stagingPrefix } from "../shape/Shape.
 import { copyLine } from "./CopyText.js"
 import { qualify, quoteIdent } from "./Identifiers.js"
 import { clientQuery, type Closing, scopedClient } from "./PgPool.js"
+
+const { escapeLiteral } = Pg
 import { Ledger, rejectColumns } from "./Staging.js"
 
 const ROLLBACK: Closing = { sql: "ROLLBACK", values: [], timeout: "5 seconds" }
 
 /**
- * A client checked out of the pool inside `BEGIN`; on failure or interruption it is
- * rolled back, and a client that cannot roll back is discarded rather than reused.
+ * Opens a writer's transaction. `synchronous_commit = off` for this transaction only
+ * (`SET LOCAL`; the pooled session keeps the server's setting): COMMIT returns without
+ * waiting for the WAL flush. That is safe here because a batch's ledger row commits in the
+ * same transaction as its rows: a server crash can lose only the last whole batches, rows
+ * and ledger rows together, and a resume reloads exactly those. The run's end
+ * (`finishRun`) commits synchronously, which flushes every batch before it.
  */
-export const transactionClient = Effect.gen(function*() {
-  const client = yield* scopedClient("writer", (exit) => (Exit.isSuccess(exit) ? undefined : ROLLBACK))
-  yield* clientQuery(client, "begin", "BEGIN")
-  return client
-})
+const BEGIN_WRITER = "BEGIN; SET LOCAL synchronous_commit TO off"
+
+/**
+ * A client checked out of the pool inside `BEGIN` (see `BEGIN_WRITER`), with `first` (if
+ * given) run in the same round trip and reported as `op`; on failure or interruption it
+ * is rolled back, and a client that cannot roll back is discarded rather than reused.
+ *
+ * @internal
+ */
+export const transactionClient = (first?: { readonly op: string; readonly sql: string }) =>
+  Effect.gen(function*() {
+    const client = yield* scopedClient("writer", (exit) => (Exit.isSuccess(exit) ? undefined : ROLLBACK))
+    yield* first === undefined
+      ? clientQuery(client, "begin", BEGIN_WRITER)
+      : clientQuery(client, first.op, `${BEGIN_WRITER}; ${first.sql}`)
+    return client
+  })
 
 /**
  * Streams `chunks` into `COPY … FROM STDIN`, honouring the stream's backpressure.
@@ -76,7 +94,8 @@ export const copyIn = (client: Pg.PoolClient, sql: string, chunks: ReadonlyArray
 export interface CopyTargets {
   readonly tables: ReadonlyArray<{ readonly name: string; readonly sql: string }>
   readonly rejectsSql: string
-  readonly ledgerSql: string
+  /** the ledger's qualified name */
+  readonly ledger: string
 }
 
 /**
@@ -93,10 +112,25 @@ export const copyTargets = (doc: DocumentShape, schema: string): CopyTargets => 
       sql: copySql(r.stagingTable, r.columns.map((c) => c.name))
     })),
     rejectsSql: copySql(Ledger.rejects, rejectColumns),
-    ledgerSql: `insert into ${qualify(schema, Ledger.batches)}
-      (run_id, batch_seq, byte_start, byte_end, first_ord, last_ord, row_counts, rejected)
-      values ($1, $2, $3, $4, $5, $6, $7, $8)`
+    ledger: qualify(schema, Ledger.batches)
   }
+}
+
+const integer = (n: number): string => {
+  if (!Number.isSafeInteger(n)) throw new Error(`not an integer: ${n}`)
+  return String(n)
+}
+
+/**
+ * The batch's ledger row as one INSERT with literal values (integers, and the row counts
+ * as an escaped JSON literal), so that it travels in the same round trip as BEGIN.
+ */
+const ledgerInsert = (targets: CopyTargets, runId: number, batch: Batch): string => {
+  const counts = Object.fromEntries(targets.tables.map((t, i) => [t.name, batch.tables[i]!.rows]))
+  const values = [runId, batch.seq, batch.byteStart, batch.byteEnd, batch.firstOrd, batch.lastOrd].map(integer)
+  return `insert into ${targets.ledger}
+      (run_id, batch_seq, byte_start, byte_end, first_ord, last_ord, row_counts, rejected)
+      values (${values.join(", ")}, ${escapeLiteral(JSON.stringify(counts))}, ${integer(batch.rejects.length)})`
 }
 
 const rejectLines = (runId: number, batch: Batch): Array<string> => [
@@ -108,33 +142,24 @@ const rejectLines = (runId: number, batch: Batch): Array<string> => [
 const UNIQUE_VIOLATION = "23505"
 
 /**
- * Writes one batch in one transaction. If the ledger already holds the batch (a retry
- * after a COMMIT whose acknowledgement was lost), the repeat is rolled back and the batch
- * counts as written: a batch lands exactly once.
+ * Writes one batch in one transaction: BEGIN and the batch's ledger row in one round trip,
+ * a COPY per table, the rejects, COMMIT. If the ledger already holds the batch (a retry
+ * after a COMMIT whose acknowledgement was lost), the insert fails at once, the repeat is
+ * rolled back before any COPY, and the batch counts as written: a batch lands exactly once.
  *
  * @since 0.1.0
  * @category writer
  */
 export const writeBatch = (targets: CopyTargets, runId: number, batch: Batch) =>
   Effect.scoped(Effect.gen(function*() {
-    const client = yield* transactionClient
+    const ledger = yield* Effect.try({ try: () => ledgerInsert(targets, runId, batch), catch: toDbError("ledger insert") })
+    const client = yield* transactionClient({ op: "ledger insert", sql: ledger })
     let rows = 0
     for (let t = 0; t < targets.tables.length; t++) {
       const data = batch.tables[t]!
       if (data.rows > 0) rows += yield* copyIn(client, targets.tables[t]!.sql, data.chunks)
     }
     if (batch.rejects.length > 0) yield* copyIn(client, targets.rejectsSql, rejectLines(runId, batch))
-    const counts = Object.fromEntries(targets.tables.map((t, i) => [t.name, batch.tables[i]!.rows]))
-    yield* clientQuery(client, "ledger insert", targets.ledgerSql, [
-      runId,
-      batch.seq,
-      batch.byteStart,
-      batch.byteEnd,
-      batch.firstOrd,
-      batch.lastOrd,
-      JSON.stringify(counts),
-      batch.rejects.length
-    ])
     yield* clientQuery(client, "commit", "COMMIT").pipe(Effect.uninterruptible)
     return rows
   })).pipe(

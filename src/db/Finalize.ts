@@ -23,6 +23,7 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { type DbError, toDbError } from "../Errors.js"
 import type { Column, DocumentShape, RecordShape } from "../shape/Shape.js"
@@ -262,6 +263,21 @@ const upsertSql = (t: Target, skipOrphans: boolean) => {
 
 const constraintName = (table: string, suffix: string) => quoteIdent(`${table}_${suffix}`)
 
+/**
+ * Logs, at debug level, each statement finalize ran: its step, SQL text, parameters and
+ * milliseconds, as one JSON value after the message `finalize statement`. The bench replays
+ * them with `psql -f` to measure finalize against its bare SQL. Parameters are table and
+ * element names and the report: no connection details.
+ */
+const logStatement = (step: string, sql: string, params: ReadonlyArray<unknown>) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.timed(self).pipe(
+    Effect.tap(([took]) =>
+      Effect.logDebug("finalize statement", { step, sql, params, millis: Duration.toMillis(took) })
+    ),
+    Effect.map(([, a]) => a)
+  )
+
 // == finalize
 
 interface Counts {
@@ -311,7 +327,7 @@ export const finalize = (
         mark = now
       })
     const query = <A extends object = Row>(name: string, text: string, params: Array<unknown> = []) =>
-      sql.unsafe<A>(text, params).pipe(Effect.mapError(toDbError(`finalize: ${name}`)))
+      sql.unsafe<A>(text, params).pipe(Effect.mapError(toDbError(`finalize: ${name}`)), logStatement(name, text, params))
     /** a statement that is a step of its own in the report */
     const step = <A extends object = Row>(name: string, text: string, params: Array<unknown> = []) =>
       query<A>(name, text, params).pipe(Effect.zipLeft(lap(name)))
@@ -363,9 +379,11 @@ export const finalize = (
         }
         if (firstLoad) {
           const name = `load ${t.shape.table}`
-          const result = yield* sql.unsafe(
-            `insert into ${t.final} (${t.columns.join(", ")}) ${loadSource(t, c.orphans > 0)}`
-          ).raw.pipe(Effect.mapError(toDbError(`finalize: ${name}`)))
+          const text = `insert into ${t.final} (${t.columns.join(", ")}) ${loadSource(t, c.orphans > 0)}`
+          const result = yield* sql.unsafe(text).raw.pipe(
+            Effect.mapError(toDbError(`finalize: ${name}`)),
+            logStatement(name, text, [])
+          )
           yield* lap(name)
           c.inserted = (result as { rowCount: number | null }).rowCount ?? 0
           c.winners = c.inserted + c.orphans
