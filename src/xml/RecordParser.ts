@@ -219,10 +219,8 @@ export class RecordParser {
     })
     sax.on("opentag", (t) => this.open(t))
     sax.on("closetag", () => this.close())
-    sax.on("text", (t) => {
-      this.flushClosed()
-      this.onText(t)
-    })
+    // "text" is listened to only inside a field (see `open`): saxes then skips the
+    // whitespace between elements instead of slicing it out for us to drop.
     sax.on("cdata", (t) => {
       this.flushClosed()
       this.onText(t)
@@ -428,6 +426,7 @@ export class RecordParser {
       this.textColumn = column
       this.textDepth = depth
       this.text = ""
+      this.sax.on("text", this.onFieldText)
       return
     }
     const nested = frame.rec.records.get(tag.name)
@@ -455,6 +454,9 @@ export class RecordParser {
     })
   }
 
+  /** A field opened after the last event that could close a record: nothing to flush. */
+  private readonly onFieldText = (t: string): void => this.onText(t)
+
   private onText(t: string): void {
     if (this.textColumn >= 0 && this.skipDepth === 0) this.text += t
   }
@@ -471,6 +473,7 @@ export class RecordParser {
         this.stack[this.stack.length - 1]!.values[this.textColumn] = this.text
         this.textColumn = -1
         this.text = ""
+        this.sax.off("text")
       }
       return
     }
