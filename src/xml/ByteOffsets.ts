@@ -8,7 +8,8 @@ interface Span {
   readonly charStart: number
   readonly byteStart: number
   readonly text: string
-  readonly ascii: boolean
+  /** UTF-8 length of `text` */
+  readonly bytes: number
 }
 
 /** history kept behind the newest chunk: enough for a start tag's "<" however small the chunks */
@@ -20,19 +21,17 @@ export class ByteOffsets {
   private cursorByte: number
 
   constructor(byteBase: number) {
-    this.spans = [{ charStart: 0, byteStart: byteBase, text: "", ascii: true }]
+    this.spans = [{ charStart: 0, byteStart: byteBase, text: "", bytes: 0 }]
     this.cursorByte = byteBase
   }
 
-  /** Registers the next decoded chunk of text; chunks from `keepFrom` on are kept too. */
-  push(text: string, keepFrom = Number.MAX_SAFE_INTEGER): void {
+  /**
+   * Registers the next decoded chunk of text, `bytes` long in UTF-8; chunks from `keepFrom`
+   * on are kept too.
+   */
+  push(text: string, bytes: number, keepFrom = Number.MAX_SAFE_INTEGER): void {
     const c = this.spans[this.spans.length - 1]!
-    const next: Span = {
-      charStart: c.charStart + c.text.length,
-      byteStart: c.byteStart + (c.ascii ? c.text.length : Buffer.byteLength(c.text)),
-      text,
-      ascii: Buffer.byteLength(text) === text.length
-    }
+    const next: Span = { charStart: c.charStart + c.text.length, byteStart: c.byteStart + c.bytes, text, bytes }
     this.spans.push(next)
     const dropBefore = Math.min(keepFrom, next.charStart - HISTORY_CHARS)
     while (this.spans.length > 2 && this.spans[1]!.charStart <= dropBefore) this.spans.shift()
@@ -44,7 +43,7 @@ export class ByteOffsets {
   at(position: number): number {
     const c = this.spans[this.spans.length - 1]!
     if (position >= c.charStart) {
-      if (c.ascii) return c.byteStart + position - c.charStart
+      if (c.bytes === c.text.length) return c.byteStart + position - c.charStart
       if (position < this.cursorChar) {
         this.cursorChar = c.charStart
         this.cursorByte = c.byteStart
@@ -57,7 +56,7 @@ export class ByteOffsets {
       const s = this.spans[i]!
       if (position >= s.charStart) {
         const within = position - s.charStart
-        return s.byteStart + (s.ascii ? within : Buffer.byteLength(s.text.slice(0, within)))
+        return s.byteStart + (s.bytes === s.text.length ? within : Buffer.byteLength(s.text.slice(0, within)))
       }
     }
     return this.spans[0]!.byteStart

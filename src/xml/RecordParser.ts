@@ -231,11 +231,12 @@ export class RecordParser {
   /**
    * Feeds decoded text; records completed by it reach the sink before this returns.
    * `corrupt`: positions in `text` of characters that stand for bytes that are not UTF-8.
+   * `bytes`: the length of the input `text` was decoded from, when the caller knows it.
    */
-  write(text: string, corrupt: ReadonlyArray<number> = []): void {
+  write(text: string, corrupt: ReadonlyArray<number> = [], bytes = Buffer.byteLength(text)): void {
     const start = this.fed
     // the open record's text stays available: after a break, the search restarts inside it
-    this.offsets.push(text, this.resyncing ? this.fed : this.guardFrom)
+    this.offsets.push(text, bytes, this.resyncing ? this.fed : this.guardFrom)
     this.fed += text.length
     for (const i of corrupt) this.corrupt.push(start + i)
     this.feed(text, start)
