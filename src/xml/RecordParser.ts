@@ -154,12 +154,10 @@ export class RecordParser {
   private guardFrom = 0
   /** global character positions of characters decoded from invalid UTF-8 */
   private corrupt: Array<number> = []
-  /** the last start tag's "<": global character position and byte offset */
+  /** the last start tag's "<": global character position */
   private tagStartChar = 0
-  private tagStart = 0
   /** inside a top-level record's start tag, before saxes has opened it */
   private inRecordTag = false
-  private readonly recordElements: ReadonlySet<string>
   private ord = 0
   /**
    * A top-level record whose end tag saxes has just read. It reaches the sink at the next
@@ -178,7 +176,6 @@ export class RecordParser {
     this.maxRecordChars = options.maxRecordChars ?? Number.MAX_SAFE_INTEGER
     this.recover = options.recover ?? true
     this.offsets = new ByteOffsets(options.resumeAt?.byte ?? 0)
-    this.recordElements = new Set(recordShapes(doc).map((r) => r.element))
     this.recordStart = new RegExp(`<${this.top.shape.element.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[\\s/>]`)
     this.sax = this.newSax()
     this.resumed = options.resumeAt !== undefined
@@ -207,15 +204,12 @@ export class RecordParser {
         throw new XmlParseError({ file: this.file, offset: 0, reason: `unsupported encoding ${d.encoding}; only UTF-8 is read` })
       }
     })
-    // The byte offset of a record's "<" (saxes has read the name and one character past it),
-    // taken now while that character is still among the recent chunks.
+    // Where the tag's "<" is: saxes has read the name and one character past it. Its byte
+    // offset is worked out only for a record, while the guard keeps its text (see `write`).
     sax.on("opentagstart", (t) => {
       this.flushClosed()
-      if (this.depth === 0 || this.recordElements.has(t.name)) {
-        this.tagStartChar = this.base + sax.position - t.name.length - 2
-        this.tagStart = this.offsets.at(this.tagStartChar)
-        this.inRecordTag = this.depth === 1 && this.skipDepth === 0 && t.name === this.top.shape.element
-      }
+      this.tagStartChar = this.base + sax.position - t.name.length - 2
+      this.inRecordTag = this.depth === 1 && this.skipDepth === 0 && t.name === this.top.shape.element
     })
     sax.on("opentag", (t) => this.open(t))
     sax.on("closetag", () => this.close())
@@ -337,16 +331,17 @@ export class RecordParser {
       this.emit(record, null, undefined, problem)
       this.recordEnd(record.offset, this.offsets.at(resumeFrom))
     } else if (this.inRecordTag) {
+      const offset = this.offsets.at(this.tagStartChar)
       this.sink.reject({
         file: this.file,
-        offset: this.tagStart,
+        offset,
         element: this.top.shape.element,
         id: null,
         kind: `${this.top.shape.element}: ${problem.kind}`,
         reason: problem.detail === undefined ? problem.kind : `${problem.kind}: ${problem.detail}`,
         ord: ++this.ord
       })
-      this.recordEnd(this.tagStart, this.offsets.at(resumeFrom))
+      this.recordEnd(offset, this.offsets.at(resumeFrom))
     } else {
       this.documentReject(problem, position)
     }
@@ -399,7 +394,7 @@ export class RecordParser {
       if (tag.name !== this.root) {
         throw new XmlParseError({
           file: this.file,
-          offset: this.tagStart,
+          offset: this.offsets.at(this.tagStartChar),
           reason: `root element is <${tag.name}>, expected <${this.root}>`
         })
       }
@@ -447,7 +442,7 @@ export class RecordParser {
       rec,
       values,
       ord: ++this.ord,
-      offset: this.tagStart,
+      offset: this.offsets.at(this.tagStartChar),
       charStart: this.tagStartChar,
       depth,
       children: [],
