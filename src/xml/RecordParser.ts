@@ -44,7 +44,11 @@ interface Problem {
 interface Compiled {
   readonly shape: RecordShape
   readonly table: number
-  readonly attributes: ReadonlyArray<readonly [attribute: string, column: number]>
+  /** attribute names and their columns, side by side */
+  readonly attributeNames: ReadonlyArray<string>
+  readonly attributeColumns: ReadonlyArray<number>
+  /** a row of nulls, copied for each record */
+  readonly empty: ReadonlyArray<null>
   readonly fields: ReadonlyMap<string, number>
   readonly records: ReadonlyMap<string, Compiled>
   readonly parentKey: number
@@ -59,19 +63,23 @@ interface Frame {
   readonly offset: number
   readonly charStart: number
   readonly depth: number
-  readonly children: Array<Frame>
+  /** the records nested in it, as they closed; most records have none */
+  children: Array<Frame> | undefined
   error: string | undefined
 }
 
 const compile = (doc: DocumentShape): Compiled => {
   const tables = recordShapes(doc)
   const build = (shape: RecordShape): Compiled => {
-    const attributes: Array<readonly [string, number]> = []
+    const attributeNames: Array<string> = []
+    const attributeColumns: Array<number> = []
     const fields = new Map<string, number>()
     let parentKey = -1
     shape.columns.forEach((c, i) => {
-      if (c.source._tag === "Attribute") attributes.push([c.source.name, i])
-      else if (c.source._tag === "Child") fields.set(c.source.name, i)
+      if (c.source._tag === "Attribute") {
+        attributeNames.push(c.source.name)
+        attributeColumns.push(i)
+      } else if (c.source._tag === "Child") fields.set(c.source.name, i)
       else parentKey = i
     })
     const keyColumn = shape.columns.findIndex((c) => c.name === shape.key)
@@ -79,7 +87,9 @@ const compile = (doc: DocumentShape): Compiled => {
     return {
       shape,
       table: tables.indexOf(shape),
-      attributes,
+      attributeNames,
+      attributeColumns,
+      empty: shape.columns.map(() => null),
       fields,
       records: new Map(shape.children.map((c) => [c.element, build(c)])),
       parentKey,
@@ -88,6 +98,11 @@ const compile = (doc: DocumentShape): Compiled => {
     }
   }
   return build(doc.record)
+}
+
+const adopt = (parent: Frame, child: Frame): void => {
+  if (parent.children === undefined) parent.children = [child]
+  else parent.children.push(child)
 }
 
 const describe = (c: Column): string =>
@@ -163,7 +178,9 @@ export class RecordParser {
    * A top-level record whose end tag saxes has just read. It reaches the sink at the next
    * event: saxes calls the close handler before it checks that the end tag's name matches.
    */
-  private closed: { readonly frame: Frame; readonly end: number } | undefined = undefined
+  private closed: Frame | undefined = undefined
+  /** global character position just past the closed record's end tag */
+  private closedEnd = 0
   /** a reject made outside any record since the sink last saw a record end */
   private unflushed = false
   private readonly resumed: boolean
@@ -193,7 +210,7 @@ export class RecordParser {
       if (closed !== undefined && reason === "unexpected close tag.") {
         // the end tag that closed the record has another name: the record is not closed
         this.closed = undefined
-        this.stack.push(closed.frame)
+        this.stack.push(closed)
       } else {
         this.flushClosed()
       }
@@ -326,7 +343,7 @@ export class RecordParser {
   private abandon(problem: Problem, position: number, resumeFrom = position): void {
     const open = this.stack
     if (open.length > 0) {
-      for (let i = open.length - 1; i > 0; i--) open[i - 1]!.children.push(open[i]!)
+      for (let i = open.length - 1; i > 0; i--) adopt(open[i - 1]!, open[i]!)
       const record = open[0]!
       this.emit(record, null, undefined, problem)
       this.recordEnd(record.offset, this.offsets.at(resumeFrom))
@@ -432,11 +449,12 @@ export class RecordParser {
 
   private openRecord(rec: Compiled, tag: SaxesTagPlain, depth: number): void {
     this.inRecordTag = false
-    const values: Array<string | null> = new Array(rec.shape.columns.length).fill(null)
+    const values: Array<string | null> = rec.empty.slice()
     const attributes = tag.attributes
-    for (const [name, column] of rec.attributes) {
-      const v = attributes[name]
-      if (v !== undefined) values[column] = v
+    const names = rec.attributeNames
+    for (let i = 0; i < names.length; i++) {
+      const v = attributes[names[i]!]
+      if (v !== undefined) values[rec.attributeColumns[i]!] = v
     }
     this.stack.push({
       rec,
@@ -445,7 +463,7 @@ export class RecordParser {
       offset: this.offsets.at(this.tagStartChar),
       charStart: this.tagStartChar,
       depth,
-      children: [],
+      children: undefined,
       error: undefined
     })
   }
@@ -477,17 +495,18 @@ export class RecordParser {
     if (frame === undefined || frame.depth !== depth) return
     this.stack.pop()
     if (this.stack.length > 0) {
-      this.stack[this.stack.length - 1]!.children.push(frame)
+      adopt(this.stack[this.stack.length - 1]!, frame)
       return
     }
-    this.closed = { frame, end: this.base + this.sax.position }
+    this.closed = frame
+    this.closedEnd = this.base + this.sax.position
   }
 
   private flushClosed(): void {
-    const closed = this.closed
-    if (closed === undefined) return
+    const frame = this.closed
+    if (frame === undefined) return
     this.closed = undefined
-    const { end, frame } = closed
+    const end = this.closedEnd
     const corrupt = this.corruptWithin(frame.charStart, end)
     const oversize = end - frame.charStart > this.maxRecordChars
     this.emit(frame, null, undefined, oversize ? { kind: `larger than ${this.maxRecordChars} characters` } : corrupt)
@@ -530,6 +549,7 @@ export class RecordParser {
       })
     }
     const childRejected = problem === undefined ? undefined : { kind: `enclosing <${rec.shape.element}> rejected` }
+    if (frame.children === undefined) return
     for (const child of frame.children) this.emit(child, frame.values[rec.keyColumn] ?? null, childRejected)
   }
 
