@@ -60,7 +60,7 @@ interface Frame {
   readonly rec: Compiled
   readonly values: Array<string | null>
   readonly ord: number
-  readonly offset: number
+  /** global character position of its "<"; its byte offset is needed only for a reject or a record end */
   readonly charStart: number
   readonly depth: number
   /** the records nested in it, as they closed; most records have none */
@@ -345,8 +345,9 @@ export class RecordParser {
     if (open.length > 0) {
       for (let i = open.length - 1; i > 0; i--) adopt(open[i - 1]!, open[i]!)
       const record = open[0]!
+      const byteStart = this.offsets.at(record.charStart)
       this.emit(record, null, undefined, problem)
-      this.recordEnd(record.offset, this.offsets.at(resumeFrom))
+      this.recordEnd(byteStart, this.offsets.at(resumeFrom))
     } else if (this.inRecordTag) {
       const offset = this.offsets.at(this.tagStartChar)
       this.sink.reject({
@@ -460,7 +461,6 @@ export class RecordParser {
       rec,
       values,
       ord: ++this.ord,
-      offset: this.offsets.at(this.tagStartChar),
       charStart: this.tagStartChar,
       depth,
       children: undefined,
@@ -507,11 +507,12 @@ export class RecordParser {
     if (frame === undefined) return
     this.closed = undefined
     const end = this.closedEnd
+    const byteStart = this.offsets.at(frame.charStart)
     const corrupt = this.corruptWithin(frame.charStart, end)
     const oversize = end - frame.charStart > this.maxRecordChars
     this.emit(frame, null, undefined, oversize ? { kind: `larger than ${this.maxRecordChars} characters` } : corrupt)
     this.guardFrom = end
-    this.recordEnd(frame.offset, this.offsets.at(end))
+    this.recordEnd(byteStart, this.offsets.at(end))
   }
 
   /** Invalid UTF-8 inside the record rejects it; before it, outside any record, is reported. */
@@ -540,7 +541,7 @@ export class RecordParser {
       const id = rec.idAttribute === undefined ? null : frame.values[rec.keyColumn] ?? null
       this.sink.reject({
         file: this.file,
-        offset: frame.offset,
+        offset: this.offsets.at(frame.charStart),
         element: rec.shape.element,
         id,
         kind: `${rec.shape.element}: ${problem.kind}`,
