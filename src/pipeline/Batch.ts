@@ -57,25 +57,44 @@ export interface Batch {
 
 const PIECE = 64 * 1024
 
+/**
+ * Lines wait as one string until the piece might not hold them (a UTF-16 unit is at most
+ * 3 bytes): one Buffer write for many lines, and pieces cut where one write per line would.
+ */
 class TableBuffer {
   private chunks: Array<Buffer> = []
   private current = Buffer.allocUnsafeSlow(PIECE)
   private offset = 0
+  /** lines not encoded yet */
+  pending = ""
   rows = 0
 
-  /** Appends one line; returns its UTF-8 length. */
+  /** Appends one line; returns the UTF-8 length of the pending lines this encoded. */
   add(line: string): number {
-    if (this.offset + line.length * 3 > this.current.length) {
-      if (this.offset > 0) this.chunks.push(this.current.subarray(0, this.offset))
-      this.current = Buffer.allocUnsafeSlow(Math.max(PIECE, line.length * 3))
-      this.offset = 0
+    let written = 0
+    if ((this.pending.length + line.length) * 3 > this.current.length - this.offset) {
+      written = this.flush()
+      if (this.offset + line.length * 3 > this.current.length) {
+        if (this.offset > 0) this.chunks.push(this.current.subarray(0, this.offset))
+        this.current = Buffer.allocUnsafeSlow(Math.max(PIECE, line.length * 3))
+        this.offset = 0
+      }
     }
-    const written = this.current.write(line, this.offset)
-    this.offset += written
+    this.pending += line
     this.rows++
     return written
   }
 
+  /** Encodes the pending lines; returns their UTF-8 length. */
+  flush(): number {
+    if (this.pending.length === 0) return 0
+    const written = this.current.write(this.pending, this.offset)
+    this.offset += written
+    this.pending = ""
+    return written
+  }
+
+  /** Hands over the lines, which must all be encoded. */
   take(): TableData {
     if (this.offset > 0) {
       this.chunks.push(this.current.subarray(0, this.offset))
@@ -96,6 +115,7 @@ export class BatchBuilder implements RecordSink {
   private prefix: string
   /** rows plus rejects: rejects count toward the row limit, so they cannot pile up */
   private records = 0
+  /** UTF-8 bytes of the encoded lines (the tables' pending lines are not counted yet) */
   private bytes = 0
   private byteStart = -1
   private byteEnd = 0
@@ -130,7 +150,20 @@ export class BatchBuilder implements RecordSink {
   readonly recordEnd = (byteStart: number, byteEnd: number): void => {
     if (this.byteStart < 0) this.byteStart = byteStart
     this.byteEnd = byteEnd
-    if (this.records >= this.limits.rows || this.bytes >= this.limits.bytes) this.cut()
+    if (this.records >= this.limits.rows || this.reaches(this.limits.bytes)) this.cut()
+  }
+
+  /** Whether the exact size reaches `limit`; pending lines are encoded only if they could make it so. */
+  private reaches(limit: number): boolean {
+    let pending = 0
+    for (const t of this.tables) pending += t.pending.length
+    if (this.bytes + pending * 3 < limit) return false
+    this.encodePending()
+    return this.bytes >= limit
+  }
+
+  private encodePending(): void {
+    for (const t of this.tables) this.bytes += t.flush()
   }
 
   /** Emits the last, partial batch. */
@@ -145,6 +178,7 @@ export class BatchBuilder implements RecordSink {
   }
 
   private cut(): void {
+    this.encodePending()
     const tables = this.tables.map((t) => t.take())
     const batch: Batch = {
       seq: this.seq,

@@ -20,13 +20,11 @@ export const checkId = (s: string): string | undefined => {
   return undefined
 }
 
-const two = (s: string, i: number): number => (s.charCodeAt(i) - 48) * 10 + s.charCodeAt(i + 1) - 48
-
-const digitsAt = (s: string, from: number, count: number): boolean => {
-  for (let i = from; i < from + count; i++) {
-    if (!isDigit(s.charCodeAt(i))) return false
-  }
-  return true
+/** The two digits at `i` as a number, or -1 if either is not a digit (or is past the end). */
+const two = (s: string, i: number): number => {
+  const a = s.charCodeAt(i) - 48
+  const b = s.charCodeAt(i + 1) - 48
+  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
 }
 
 const daysIn = (year: number, month: number): number =>
@@ -36,40 +34,47 @@ const daysIn = (year: number, month: number): number =>
     ? 30
     : 31
 
+const BAD_TIMESTAMP = "not a timestamp YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±hh:mm)"
+
 /**
  * `YYYY-MM-DDTHH:MM:SS[.f{1,6}]` then `Z` or `±hh:mm`: a real calendar date, hour ≤ 23,
  * offset ≤ 14:59. Stricter than PostgreSQL on purpose, so that what loads is what was meant.
  */
 export const checkTimestamp = (s: string): string | undefined => {
-  const bad = "not a timestamp YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±hh:mm)"
   const n = s.length
-  if (n < 20) return bad
+  if (n < 20) return BAD_TIMESTAMP
+  const century = two(s, 0)
+  const yy = two(s, 2)
+  const month = two(s, 5)
+  const day = two(s, 8)
+  const hour = two(s, 11)
+  const minute = two(s, 14)
+  const second = two(s, 17)
   if (
-    !digitsAt(s, 0, 4) || s.charCodeAt(4) !== 45 || !digitsAt(s, 5, 2) || s.charCodeAt(7) !== 45 ||
-    !digitsAt(s, 8, 2) || s.charCodeAt(10) !== 84 || !digitsAt(s, 11, 2) || s.charCodeAt(13) !== 58 ||
-    !digitsAt(s, 14, 2) || s.charCodeAt(16) !== 58 || !digitsAt(s, 17, 2)
-  ) return bad
+    (century | yy | month | day | hour | minute | second) < 0 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 ||
+    s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58
+  ) return BAD_TIMESTAMP
   let i = 19
   if (s.charCodeAt(i) === 46) {
     const start = ++i
     while (i < n && isDigit(s.charCodeAt(i))) i++
     const fraction = i - start
-    if (fraction < 1 || fraction > 6) return bad
+    if (fraction < 1 || fraction > 6) return BAD_TIMESTAMP
   }
   const zone = s.charCodeAt(i)
   if (zone === 90) {
-    if (i + 1 !== n) return bad
+    if (i + 1 !== n) return BAD_TIMESTAMP
   } else if (zone === 43 || zone === 45) {
-    if (i + 6 !== n || !digitsAt(s, i + 1, 2) || s.charCodeAt(i + 3) !== 58 || !digitsAt(s, i + 4, 2)) return bad
-    if (two(s, i + 1) > 14 || two(s, i + 4) > 59) return "time zone offset out of range"
+    const zoneHours = two(s, i + 1)
+    const zoneMinutes = two(s, i + 4)
+    if (i + 6 !== n || (zoneHours | zoneMinutes) < 0 || s.charCodeAt(i + 3) !== 58) return BAD_TIMESTAMP
+    if (zoneHours > 14 || zoneMinutes > 59) return "time zone offset out of range"
   } else {
-    return bad
+    return BAD_TIMESTAMP
   }
-  const year = two(s, 0) * 100 + two(s, 2)
-  const month = two(s, 5)
-  const day = two(s, 8)
+  const year = century * 100 + yy
   if (year === 0 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return "not a calendar date"
-  if (two(s, 11) > 23 || two(s, 14) > 59 || two(s, 17) > 59) return "not a time of day"
+  if (hour > 23 || minute > 59 || second > 59) return "not a time of day"
   return undefined
 }
 

@@ -1,64 +1,75 @@
 /**
  * Maps saxes positions (UTF-16 code units since the start of the text) back to byte
  * offsets in the input, for rejects and batch byte ranges. It keeps the decoded chunks of
- * at least the last HISTORY_CHARS; positions in the newest chunk are asked for in
- * increasing order, so a cursor keeps the work linear in the input.
+ * at least the last HISTORY_CHARS. Within a chunk, positions are mostly asked for in
+ * increasing order, so a cursor per chunk keeps the work linear in the input.
  */
 interface Span {
   readonly charStart: number
   readonly byteStart: number
   readonly text: string
-  readonly ascii: boolean
+  /** UTF-8 length of `text` */
+  readonly bytes: number
+  /** the last position asked for, relative to the span, and its byte offset */
+  cursorChar: number
+  cursorByte: number
 }
 
 /** history kept behind the newest chunk: enough for a start tag's "<" however small the chunks */
 const HISTORY_CHARS = 4096
 
+/** below this many characters a JS loop beats slicing out the text for `Buffer.byteLength` */
+const SHORT_RUN = 64
+
+/** `Buffer.byteLength(text.slice(from, to))`, without the slice when the run is short. */
+const utf8Length = (text: string, from: number, to: number): number => {
+  if (to - from > SHORT_RUN) return Buffer.byteLength(text.slice(from, to))
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x80) n += 1
+    else if (c < 0x800) n += 2
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < to && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4
+      i++
+    } else n += 3
+  }
+  return n
+}
+
 export class ByteOffsets {
   private readonly spans: Array<Span>
-  private cursorChar = 0
-  private cursorByte: number
 
   constructor(byteBase: number) {
-    this.spans = [{ charStart: 0, byteStart: byteBase, text: "", ascii: true }]
-    this.cursorByte = byteBase
+    this.spans = [{ charStart: 0, byteStart: byteBase, text: "", bytes: 0, cursorChar: 0, cursorByte: 0 }]
   }
 
-  /** Registers the next decoded chunk of text; chunks from `keepFrom` on are kept too. */
-  push(text: string, keepFrom = Number.MAX_SAFE_INTEGER): void {
+  /**
+   * Registers the next decoded chunk of text, `bytes` long in UTF-8; chunks from `keepFrom`
+   * on are kept too.
+   */
+  push(text: string, bytes: number, keepFrom = Number.MAX_SAFE_INTEGER): void {
     const c = this.spans[this.spans.length - 1]!
-    const next: Span = {
-      charStart: c.charStart + c.text.length,
-      byteStart: c.byteStart + (c.ascii ? c.text.length : Buffer.byteLength(c.text)),
-      text,
-      ascii: Buffer.byteLength(text) === text.length
-    }
-    this.spans.push(next)
-    const dropBefore = Math.min(keepFrom, next.charStart - HISTORY_CHARS)
+    const charStart = c.charStart + c.text.length
+    this.spans.push({ charStart, byteStart: c.byteStart + c.bytes, text, bytes, cursorChar: 0, cursorByte: 0 })
+    const dropBefore = Math.min(keepFrom, charStart - HISTORY_CHARS)
     while (this.spans.length > 2 && this.spans[1]!.charStart <= dropBefore) this.spans.shift()
-    this.cursorChar = next.charStart
-    this.cursorByte = next.byteStart
   }
 
   /** The byte offset of the character at `position`. */
   at(position: number): number {
-    const c = this.spans[this.spans.length - 1]!
-    if (position >= c.charStart) {
-      if (c.ascii) return c.byteStart + position - c.charStart
-      if (position < this.cursorChar) {
-        this.cursorChar = c.charStart
-        this.cursorByte = c.byteStart
-      }
-      this.cursorByte += Buffer.byteLength(c.text.slice(this.cursorChar - c.charStart, position - c.charStart))
-      this.cursorChar = position
-      return this.cursorByte
-    }
-    for (let i = this.spans.length - 2; i >= 0; i--) {
+    for (let i = this.spans.length - 1; i >= 0; i--) {
       const s = this.spans[i]!
-      if (position >= s.charStart) {
-        const within = position - s.charStart
-        return s.byteStart + (s.ascii ? within : Buffer.byteLength(s.text.slice(0, within)))
+      if (position < s.charStart) continue
+      const within = position - s.charStart
+      if (s.bytes === s.text.length) return s.byteStart + within
+      if (within < s.cursorChar) {
+        s.cursorChar = 0
+        s.cursorByte = 0
       }
+      s.cursorByte += utf8Length(s.text, s.cursorChar, within)
+      s.cursorChar = within
+      return s.byteStart + s.cursorByte
     }
     return this.spans[0]!.byteStart
   }

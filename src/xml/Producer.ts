@@ -165,13 +165,14 @@ export class Producer {
     return this.take()
   }
 
+  // Either way each input byte stands for one UTF-8 byte of the text, so its length is known.
   private decode(parser: RecordParser, bytes: Uint8Array, byteStart: number, reason: string): void {
-    if (isUtf8(bytes)) return parser.write(this.decoder.decode(bytes))
+    if (isUtf8(bytes)) return parser.write(this.decoder.decode(bytes), [], bytes.length)
     const decoded = decodeInvalid((b) => this.decoder.decode(b), bytes)
     if (this.options.recover === false) {
       throw new XmlParseError({ file: this.options.file, offset: byteStart + decoded.firstInvalid, reason })
     }
-    parser.write(decoded.text, decoded.corrupt)
+    parser.write(decoded.text, decoded.corrupt, bytes.length)
   }
 
   private start(): RecordParser {

@@ -44,7 +44,11 @@ interface Problem {
 interface Compiled {
   readonly shape: RecordShape
   readonly table: number
-  readonly attributes: ReadonlyArray<readonly [attribute: string, column: number]>
+  /** attribute names and their columns, side by side */
+  readonly attributeNames: ReadonlyArray<string>
+  readonly attributeColumns: ReadonlyArray<number>
+  /** a row of nulls, copied for each record */
+  readonly empty: ReadonlyArray<null>
   readonly fields: ReadonlyMap<string, number>
   readonly records: ReadonlyMap<string, Compiled>
   readonly parentKey: number
@@ -56,22 +60,26 @@ interface Frame {
   readonly rec: Compiled
   readonly values: Array<string | null>
   readonly ord: number
-  readonly offset: number
+  /** global character position of its "<"; its byte offset is needed only for a reject or a record end */
   readonly charStart: number
   readonly depth: number
-  readonly children: Array<Frame>
+  /** the records nested in it, as they closed; most records have none */
+  children: Array<Frame> | undefined
   error: string | undefined
 }
 
 const compile = (doc: DocumentShape): Compiled => {
   const tables = recordShapes(doc)
   const build = (shape: RecordShape): Compiled => {
-    const attributes: Array<readonly [string, number]> = []
+    const attributeNames: Array<string> = []
+    const attributeColumns: Array<number> = []
     const fields = new Map<string, number>()
     let parentKey = -1
     shape.columns.forEach((c, i) => {
-      if (c.source._tag === "Attribute") attributes.push([c.source.name, i])
-      else if (c.source._tag === "Child") fields.set(c.source.name, i)
+      if (c.source._tag === "Attribute") {
+        attributeNames.push(c.source.name)
+        attributeColumns.push(i)
+      } else if (c.source._tag === "Child") fields.set(c.source.name, i)
       else parentKey = i
     })
     const keyColumn = shape.columns.findIndex((c) => c.name === shape.key)
@@ -79,7 +87,9 @@ const compile = (doc: DocumentShape): Compiled => {
     return {
       shape,
       table: tables.indexOf(shape),
-      attributes,
+      attributeNames,
+      attributeColumns,
+      empty: shape.columns.map(() => null),
       fields,
       records: new Map(shape.children.map((c) => [c.element, build(c)])),
       parentKey,
@@ -88,6 +98,11 @@ const compile = (doc: DocumentShape): Compiled => {
     }
   }
   return build(doc.record)
+}
+
+const adopt = (parent: Frame, child: Frame): void => {
+  if (parent.children === undefined) parent.children = [child]
+  else parent.children.push(child)
 }
 
 const describe = (c: Column): string =>
@@ -154,18 +169,18 @@ export class RecordParser {
   private guardFrom = 0
   /** global character positions of characters decoded from invalid UTF-8 */
   private corrupt: Array<number> = []
-  /** the last start tag's "<": global character position and byte offset */
+  /** the last start tag's "<": global character position */
   private tagStartChar = 0
-  private tagStart = 0
   /** inside a top-level record's start tag, before saxes has opened it */
   private inRecordTag = false
-  private readonly recordElements: ReadonlySet<string>
   private ord = 0
   /**
    * A top-level record whose end tag saxes has just read. It reaches the sink at the next
    * event: saxes calls the close handler before it checks that the end tag's name matches.
    */
-  private closed: { readonly frame: Frame; readonly end: number } | undefined = undefined
+  private closed: Frame | undefined = undefined
+  /** global character position just past the closed record's end tag */
+  private closedEnd = 0
   /** a reject made outside any record since the sink last saw a record end */
   private unflushed = false
   private readonly resumed: boolean
@@ -178,7 +193,6 @@ export class RecordParser {
     this.maxRecordChars = options.maxRecordChars ?? Number.MAX_SAFE_INTEGER
     this.recover = options.recover ?? true
     this.offsets = new ByteOffsets(options.resumeAt?.byte ?? 0)
-    this.recordElements = new Set(recordShapes(doc).map((r) => r.element))
     this.recordStart = new RegExp(`<${this.top.shape.element.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[\\s/>]`)
     this.sax = this.newSax()
     this.resumed = options.resumeAt !== undefined
@@ -196,7 +210,7 @@ export class RecordParser {
       if (closed !== undefined && reason === "unexpected close tag.") {
         // the end tag that closed the record has another name: the record is not closed
         this.closed = undefined
-        this.stack.push(closed.frame)
+        this.stack.push(closed)
       } else {
         this.flushClosed()
       }
@@ -207,22 +221,17 @@ export class RecordParser {
         throw new XmlParseError({ file: this.file, offset: 0, reason: `unsupported encoding ${d.encoding}; only UTF-8 is read` })
       }
     })
-    // The byte offset of a record's "<" (saxes has read the name and one character past it),
-    // taken now while that character is still among the recent chunks.
+    // Where the tag's "<" is: saxes has read the name and one character past it. Its byte
+    // offset is worked out only for a record, while the guard keeps its text (see `write`).
     sax.on("opentagstart", (t) => {
       this.flushClosed()
-      if (this.depth === 0 || this.recordElements.has(t.name)) {
-        this.tagStartChar = this.base + sax.position - t.name.length - 2
-        this.tagStart = this.offsets.at(this.tagStartChar)
-        this.inRecordTag = this.depth === 1 && this.skipDepth === 0 && t.name === this.top.shape.element
-      }
+      this.tagStartChar = this.base + sax.position - t.name.length - 2
+      this.inRecordTag = this.depth === 1 && this.skipDepth === 0 && t.name === this.top.shape.element
     })
     sax.on("opentag", (t) => this.open(t))
     sax.on("closetag", () => this.close())
-    sax.on("text", (t) => {
-      this.flushClosed()
-      this.onText(t)
-    })
+    // "text" is listened to only inside a field (see `open`): saxes then skips the
+    // whitespace between elements instead of slicing it out for us to drop.
     sax.on("cdata", (t) => {
       this.flushClosed()
       this.onText(t)
@@ -233,11 +242,12 @@ export class RecordParser {
   /**
    * Feeds decoded text; records completed by it reach the sink before this returns.
    * `corrupt`: positions in `text` of characters that stand for bytes that are not UTF-8.
+   * `bytes`: the length of the input `text` was decoded from, when the caller knows it.
    */
-  write(text: string, corrupt: ReadonlyArray<number> = []): void {
+  write(text: string, corrupt: ReadonlyArray<number> = [], bytes = Buffer.byteLength(text)): void {
     const start = this.fed
     // the open record's text stays available: after a break, the search restarts inside it
-    this.offsets.push(text, this.resyncing ? this.fed : this.guardFrom)
+    this.offsets.push(text, bytes, this.resyncing ? this.fed : this.guardFrom)
     this.fed += text.length
     for (const i of corrupt) this.corrupt.push(start + i)
     this.feed(text, start)
@@ -333,21 +343,23 @@ export class RecordParser {
   private abandon(problem: Problem, position: number, resumeFrom = position): void {
     const open = this.stack
     if (open.length > 0) {
-      for (let i = open.length - 1; i > 0; i--) open[i - 1]!.children.push(open[i]!)
+      for (let i = open.length - 1; i > 0; i--) adopt(open[i - 1]!, open[i]!)
       const record = open[0]!
+      const byteStart = this.offsets.at(record.charStart)
       this.emit(record, null, undefined, problem)
-      this.recordEnd(record.offset, this.offsets.at(resumeFrom))
+      this.recordEnd(byteStart, this.offsets.at(resumeFrom))
     } else if (this.inRecordTag) {
+      const offset = this.offsets.at(this.tagStartChar)
       this.sink.reject({
         file: this.file,
-        offset: this.tagStart,
+        offset,
         element: this.top.shape.element,
         id: null,
         kind: `${this.top.shape.element}: ${problem.kind}`,
         reason: problem.detail === undefined ? problem.kind : `${problem.kind}: ${problem.detail}`,
         ord: ++this.ord
       })
-      this.recordEnd(this.tagStart, this.offsets.at(resumeFrom))
+      this.recordEnd(offset, this.offsets.at(resumeFrom))
     } else {
       this.documentReject(problem, position)
     }
@@ -400,7 +412,7 @@ export class RecordParser {
       if (tag.name !== this.root) {
         throw new XmlParseError({
           file: this.file,
-          offset: this.tagStart,
+          offset: this.offsets.at(this.tagStartChar),
           reason: `root element is <${tag.name}>, expected <${this.root}>`
         })
       }
@@ -428,6 +440,7 @@ export class RecordParser {
       this.textColumn = column
       this.textDepth = depth
       this.text = ""
+      this.sax.on("text", this.onFieldText)
       return
     }
     const nested = frame.rec.records.get(tag.name)
@@ -437,23 +450,26 @@ export class RecordParser {
 
   private openRecord(rec: Compiled, tag: SaxesTagPlain, depth: number): void {
     this.inRecordTag = false
-    const values: Array<string | null> = new Array(rec.shape.columns.length).fill(null)
+    const values: Array<string | null> = rec.empty.slice()
     const attributes = tag.attributes
-    for (const [name, column] of rec.attributes) {
-      const v = attributes[name]
-      if (v !== undefined) values[column] = v
+    const names = rec.attributeNames
+    for (let i = 0; i < names.length; i++) {
+      const v = attributes[names[i]!]
+      if (v !== undefined) values[rec.attributeColumns[i]!] = v
     }
     this.stack.push({
       rec,
       values,
       ord: ++this.ord,
-      offset: this.tagStart,
       charStart: this.tagStartChar,
       depth,
-      children: [],
+      children: undefined,
       error: undefined
     })
   }
+
+  /** A field opened after the last event that could close a record: nothing to flush. */
+  private readonly onFieldText = (t: string): void => this.onText(t)
 
   private onText(t: string): void {
     if (this.textColumn >= 0 && this.skipDepth === 0) this.text += t
@@ -471,6 +487,7 @@ export class RecordParser {
         this.stack[this.stack.length - 1]!.values[this.textColumn] = this.text
         this.textColumn = -1
         this.text = ""
+        this.sax.off("text")
       }
       return
     }
@@ -478,22 +495,24 @@ export class RecordParser {
     if (frame === undefined || frame.depth !== depth) return
     this.stack.pop()
     if (this.stack.length > 0) {
-      this.stack[this.stack.length - 1]!.children.push(frame)
+      adopt(this.stack[this.stack.length - 1]!, frame)
       return
     }
-    this.closed = { frame, end: this.base + this.sax.position }
+    this.closed = frame
+    this.closedEnd = this.base + this.sax.position
   }
 
   private flushClosed(): void {
-    const closed = this.closed
-    if (closed === undefined) return
+    const frame = this.closed
+    if (frame === undefined) return
     this.closed = undefined
-    const { end, frame } = closed
+    const end = this.closedEnd
+    const byteStart = this.offsets.at(frame.charStart)
     const corrupt = this.corruptWithin(frame.charStart, end)
     const oversize = end - frame.charStart > this.maxRecordChars
     this.emit(frame, null, undefined, oversize ? { kind: `larger than ${this.maxRecordChars} characters` } : corrupt)
     this.guardFrom = end
-    this.recordEnd(frame.offset, this.offsets.at(end))
+    this.recordEnd(byteStart, this.offsets.at(end))
   }
 
   /** Invalid UTF-8 inside the record rejects it; before it, outside any record, is reported. */
@@ -522,7 +541,7 @@ export class RecordParser {
       const id = rec.idAttribute === undefined ? null : frame.values[rec.keyColumn] ?? null
       this.sink.reject({
         file: this.file,
-        offset: frame.offset,
+        offset: this.offsets.at(frame.charStart),
         element: rec.shape.element,
         id,
         kind: `${rec.shape.element}: ${problem.kind}`,
@@ -531,6 +550,7 @@ export class RecordParser {
       })
     }
     const childRejected = problem === undefined ? undefined : { kind: `enclosing <${rec.shape.element}> rejected` }
+    if (frame.children === undefined) return
     for (const child of frame.children) this.emit(child, frame.values[rec.keyColumn] ?? null, childRejected)
   }
 
