@@ -17,12 +17,16 @@ const baseEnv = (): NodeJS.ProcessEnv => {
   return env
 }
 
-const xml2pg = (args: ReadonlyArray<string>, options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) => {
+const xml2pg = (
+  args: ReadonlyArray<string>,
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: Buffer } = {}
+) => {
   const r = spawnSync(process.execPath, [bin, ...args], {
     env: options.env ?? baseEnv(),
     cwd: options.cwd ?? dir,
     encoding: "utf8",
-    timeout: 120_000
+    timeout: 120_000,
+    ...(options.input === undefined ? {} : { input: options.input })
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
@@ -87,6 +91,37 @@ describe("xml2pg CLI", () => {
       [file]
     )
     assert.deepStrictEqual(run, { state: "done", rows_loaded: "900" })
+  })
+
+  it("reads stdin with -, on the parse worker and on the main thread: the same rows as the file", async () => {
+    const file = path.join(dir, "piped.xml")
+    writeXml(file, { groups: 2000, eventsPerGroup: 2, seed: 21 })
+    const staged = async (runId: number) =>
+      (await query<{ groups: string; events: string }>(
+        `select (select md5(string_agg(concat_ws('|', ord, group_id, code, name, description, created_at), ',' order by ord))
+                   from "${schema}".stg_group_event where run_id = $1) as groups,
+                (select md5(string_agg(concat_ws('|', ord, event_id, group_id, type, occurred_at, severity, source, payload), ',' order by ord))
+                   from "${schema}".stg_event where run_id = $1) as events`,
+        [runId]
+      ))[0]!
+    const fromFile = xml2pg(["ingest", "--schema", schema, "--batch-rows", "500", file])
+    assert.strictEqual(fromFile.code, 0, fromFile.stderr)
+    const [fileRun] = await query<{ run_id: number }>(
+      `select run_id from "${schema}".xml2pg_run where file = $1`,
+      [file]
+    )
+    const expected = await staged(fileRun!.run_id)
+    assert.match(`${expected.groups} ${expected.events}`, /^[0-9a-f]{32} [0-9a-f]{32}$/)
+    for (const flag of ["--parse-worker", "--no-parse-worker"]) {
+      const r = xml2pg(["ingest", "--schema", schema, "--batch-rows", "500", flag, "-"], { input: fs.readFileSync(file) })
+      assert.strictEqual(r.code, 0, r.stderr)
+      assert.match(r.stderr, /rows stg_event\s+4000\n/)
+      const [run] = await query<{ run_id: number; rows_loaded: string }>(
+        `select run_id, rows_loaded::text from "${schema}".xml2pg_run where file = '-' order by run_id desc limit 1`
+      )
+      assert.strictEqual(run!.rows_loaded, "6000", flag)
+      assert.deepStrictEqual(await staged(run!.run_id), expected, flag)
+    }
   })
 
   it("exits 3 when records were rejected, and writes the rejects file", () => {
