@@ -19,9 +19,9 @@ const baseEnv = (): NodeJS.ProcessEnv => {
 
 const xml2pg = (
   args: ReadonlyArray<string>,
-  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: Buffer } = {}
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; input?: Buffer; nodeFlags?: ReadonlyArray<string> } = {}
 ) => {
-  const r = spawnSync(process.execPath, [bin, ...args], {
+  const r = spawnSync(process.execPath, [...(options.nodeFlags ?? []), bin, ...args], {
     env: options.env ?? baseEnv(),
     cwd: options.cwd ?? dir,
     encoding: "utf8",
@@ -122,6 +122,26 @@ describe("xml2pg CLI", () => {
       assert.strictEqual(run!.rows_loaded, "6000", flag)
       assert.deepStrictEqual(await staged(run!.run_id), expected, flag)
     }
+  })
+
+  it("a crash of the parse worker (out of memory) stops the run with exit 1 and its cause; committed batches stay", async () => {
+    const file = path.join(dir, "oom.xml")
+    const group = (id: number, name: string) =>
+      `<group id="${id}" code="c" created_at="2026-01-01T00:00:00Z"><name>${name}</name></group>`
+    const small = Array.from({ length: 200 }, (_, i) => group(i + 1, "n")).join("")
+    fs.writeFileSync(file, `<groups>${small}${group(999, "x".repeat(40_000_000))}</groups>`)
+    // a 32 MB heap (the worker's too) and no record size limit: the 40 M-character name cannot fit
+    const r = xml2pg(
+      ["ingest", "--schema", schema, "--batch-rows", "50", "--max-record-bytes", "1000000000", file],
+      { nodeFlags: ["--max-old-space-size=32"] }
+    )
+    assert.strictEqual(r.code, 1, r.stderr)
+    assert.match(r.stderr, /XML error at byte \d+: parse worker failed: .*JS heap out of memory/)
+    const [run] = await query<{ state: string; rows_loaded: string }>(
+      `select state, rows_loaded::text from "${schema}".xml2pg_run where file = $1`,
+      [file]
+    )
+    assert.deepStrictEqual(run, { state: "failed", rows_loaded: "200" })
   })
 
   it("exits 3 when records were rejected, and writes the rejects file", () => {

@@ -65,7 +65,8 @@ class Inbox {
   private readonly messages: Array<FromWorker> = []
   private waiting: ((message: FromWorker) => void) | undefined = undefined
 
-  constructor(worker: Worker, file: string) {
+  /** `parsed`: XML bytes the worker has answered for, where a crash of the worker is reported */
+  constructor(worker: Worker, parsed: () => number) {
     const deliver = (message: FromWorker) => {
       const waiting = this.waiting
       this.waiting = undefined
@@ -73,9 +74,9 @@ class Inbox {
       else waiting(message)
     }
     worker.on("message", deliver)
-    worker.on("error", (e) => deliver({ _tag: "Failed", offset: 0, reason: `parse worker failed: ${e.message}` }))
+    worker.on("error", (e) => deliver({ _tag: "Failed", offset: parsed(), reason: `parse worker failed: ${e.message}` }))
     worker.on("exit", (code) =>
-      deliver({ _tag: "Failed", offset: 0, reason: `parse worker exited with code ${code} (${file})` })
+      deliver({ _tag: "Failed", offset: parsed(), reason: `parse worker exited with code ${code}` })
     )
   }
 
@@ -109,8 +110,8 @@ export const workerBatches = (
       Effect.sync(() => new Worker(workerUrl(), { workerData: init })),
       (w) => Effect.promise(() => w.terminate())
     )
-    const inbox = new Inbox(worker, options.file)
     const progress = input.progress
+    const inbox = new Inbox(worker, () => progress.xmlBytes)
     let inFlight = 0
 
     const answer = (message: FromWorker) =>
