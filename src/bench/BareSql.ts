@@ -8,6 +8,7 @@
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import { spawnSync } from "node:child_process"
+import Pg from "pg"
 import { BenchError, type Measured, runMeasured, tail } from "./Child.js"
 
 export interface LoggedStatement {
@@ -52,7 +53,7 @@ export const loggedStatements = (measured: Measured): Array<LoggedStatement> =>
     }
   })
 
-const quoteLiteral = (text: string) => `'${text.replace(/'/g, "''")}'`
+const { escapeLiteral } = Pg
 
 /** A parameter as an SQL literal (untyped, as a bound text parameter would be). */
 export const literal = (value: unknown): string => {
@@ -60,9 +61,9 @@ export const literal = (value: unknown): string => {
   if (typeof value === "number" || typeof value === "bigint") return String(value)
   if (typeof value === "boolean") return value ? "true" : "false"
   if (Array.isArray(value)) {
-    return quoteLiteral(`{${value.map((v) => (typeof v === "number" ? String(v) : JSON.stringify(String(v)))).join(",")}}`)
+    return escapeLiteral(`{${value.map((v) => (typeof v === "number" ? String(v) : JSON.stringify(String(v)))).join(",")}}`)
   }
-  return quoteLiteral(typeof value === "string" ? value : JSON.stringify(value))
+  return escapeLiteral(typeof value === "string" ? value : JSON.stringify(value))
 }
 
 /** `$n` placeholders replaced by the literals of `params`. */

@@ -26,8 +26,8 @@ import { DatabaseLive } from "../db/PgPool.js"
 import { renderChart } from "./Chart.js"
 import { ensureInput, groupsFor, type InputFile, warmPageCache } from "./Inputs.js"
 import { formatSize, medianIndex, type SizeReport, sizeReport, skipped, type StageReport, summarize } from "./Report.js"
+import { psqlAvailable } from "./BareSql.js"
 import {
-  bareSqlAvailable,
   type BenchContext,
   copyStage,
   endToEndStage,
@@ -217,7 +217,7 @@ const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>,
       bin: path.resolve(here, "../bin.js"),
       stageMain: path.resolve(here, "StageMain.js"),
       repeat: o.quick ? 1 : o.repeat,
-      bareSql: o.stages.has(5) && bareSqlAvailable()
+      bareSql: o.stages.has(5) && psqlAvailable()
     }
     const hasFinalize = o.stages.has(5) ? yield* finalizeAvailable(ctx) : false
     if (o.stages.has(5) && !hasFinalize) {

@@ -11,7 +11,7 @@ import { defaults } from "../config/Settings.js"
 import { qualify, quoteIdent } from "../db/Identifiers.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
 import { recordShapes } from "../shape/Shape.js"
-import { psqlAvailable, runBareSql } from "./BareSql.js"
+import { runBareSql } from "./BareSql.js"
 import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Child.js"
 import type { InputFile } from "./Inputs.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
@@ -133,11 +133,7 @@ const withSchema = <A, E, R>(
   name = `xml2pg_bench_${process.pid}_${++schemaCounter}`
 ) =>
   Effect.acquireUseRelease(
-    Effect.gen(function*() {
-      const schema = name
-      yield* cli(ctx, ["init", "--schema", schema])
-      return schema
-    }),
+    Effect.as(cli(ctx, ["init", "--schema", name]), name),
     use,
     (schema) =>
       Effect.gen(function*() {
@@ -355,6 +351,3 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         return yield* (twin === undefined ? body : withSchema(ctx, () => body, twin))
       }))
   )
-
-/** True when the bare-SQL comparison (5a', 5c') can run: psql is installed. */
-export const bareSqlAvailable = psqlAvailable

@@ -15,9 +15,9 @@ import { type DocumentShape, recordShapes, stagingPrefix } from "../shape/Shape.
 import { copyLine } from "./CopyText.js"
 import { qualify, quoteIdent } from "./Identifiers.js"
 import { clientQuery, type Closing, scopedClient } from "./PgPool.js"
+import { Ledger, rejectColumns } from "./Staging.js"
 
 const { escapeLiteral } = Pg
-import { Ledger, rejectColumns } from "./Staging.js"
 
 const ROLLBACK: Closing = { sql: "ROLLBACK", values: [], timeout: "5 seconds" }
 

@@ -7,15 +7,14 @@
  * Backpressure: at most IN_FLIGHT chunks are with the worker, and the next chunk is read
  * only when downstream pulls, so a slow database still holds the reader back.
  */
-import * as NodeStream from "@effect/platform-node/NodeStream"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import { Worker } from "node:worker_threads"
-import { ReadError, XmlParseError } from "../Errors.js"
+import { type ReadError, XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import type { ProducerOptions } from "./Producer.js"
-import type { OpenedInput } from "./XmlSource.js"
+import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /** What a worker is started with: its shape by name (see WorkerShapes.ts) and the rest of the options. */
 export interface WorkerInit {
@@ -38,9 +37,8 @@ export type FromWorker =
   }
   | { readonly _tag: "Failed"; readonly offset: number; readonly reason: string }
 
-/** chunks (of READ_CHUNK) posted and not yet answered: enough that the worker never waits on a busy main thread */
+/** chunks posted and not yet answered: enough that the worker never waits on a busy main thread */
 const IN_FLIGHT = 4
-const READ_CHUNK = 256 * 1024
 
 /**
  * The compiled worker script. Tests run the TypeScript sources, where no `.js` sits beside
@@ -120,12 +118,8 @@ export const workerBatches = (
           return Effect.fail(new XmlParseError({ file: options.file, offset: message.offset, reason: message.reason }))
         }
         inFlight--
-        progress.xmlBytes = message.xmlBytes
         const batches = message.batches.map(revive)
-        for (const b of batches) {
-          progress.records += b.rows + b.rejects.length
-          progress.rejects += b.rejects.length
-        }
+        countParsed(progress, message.xmlBytes, batches)
         return Effect.succeed(batches)
       })
 
@@ -149,11 +143,7 @@ export const workerBatches = (
       return Effect.zipRight(post({ chunk: own }, [own.buffer as ArrayBuffer]), collect(IN_FLIGHT))
     }
 
-    return NodeStream.fromReadable<ReadError, Uint8Array>(
-      () => input.readable,
-      (cause) => new ReadError({ file: options.file, cause }),
-      { chunkSize: READ_CHUNK }
-    ).pipe(
+    return inputChunks(input, options.file).pipe(
       Stream.mapConcatEffect(send),
       Stream.concat(Stream.fromIterableEffect(Effect.zipRight(post({}), collect(1))))
     )

@@ -4,11 +4,10 @@
  * for the COPY sockets; see `ParseThread.ts` for the protocol.
  */
 import { parentPort, workerData } from "node:worker_threads"
-import { XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import type { FromWorker, ToWorker, WorkerInit } from "./ParseThread.js"
 import { workerShapes } from "./WorkerShapes.js"
-import { Producer } from "./Producer.js"
+import { Producer, toParseError } from "./Producer.js"
 
 const init = workerData as WorkerInit
 const port = parentPort!
@@ -30,10 +29,7 @@ port.on("message", (message: ToWorker) => {
     const batches = message.chunk === undefined ? producer.end() : producer.write(message.chunk)
     post({ _tag: "Batches", batches, xmlBytes: producer.bytes, ended: message.chunk === undefined }, transferList(batches))
   } catch (e) {
-    post(
-      e instanceof XmlParseError
-        ? { _tag: "Failed", offset: e.offset, reason: e.reason }
-        : { _tag: "Failed", offset: producer.bytes, reason: e instanceof Error ? e.message : String(e) }
-    )
+    const error = toParseError(init.options.file, producer.bytes, e)
+    post({ _tag: "Failed", offset: error.offset, reason: error.reason })
   }
 })

@@ -3,7 +3,7 @@
  * chunk at a time. Free of Effect, so a parse worker loads only what parsing needs.
  */
 import { isUtf8 } from "node:buffer"
-import { XmlParseError } from "../Errors.js"
+import { causeMessage, XmlParseError } from "../Errors.js"
 import { type Batch, BatchBuilder, type BatchLimits } from "../pipeline/Batch.js"
 import { type DocumentShape, recordShapes } from "../shape/Shape.js"
 import { RecordParser } from "./RecordParser.js"
@@ -112,6 +112,10 @@ const decodeInvalid = (decode: (bytes: Uint8Array) => string, bytes: Uint8Array)
   if (run < bytes.length) text += decode(bytes.subarray(run))
   return { text, corrupt, firstInvalid }
 }
+
+/** What a producer threw, as an XmlParseError: its own as they are, anything else at `offset`. */
+export const toParseError = (file: string, offset: number, e: unknown): XmlParseError =>
+  e instanceof XmlParseError ? e : new XmlParseError({ file, offset, reason: causeMessage(e) })
 
 export class Producer {
   // The BOM is kept as U+FEFF, which saxes skips, so byte offsets count its 3 bytes.

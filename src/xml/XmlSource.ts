@@ -11,9 +11,9 @@ import * as fs from "node:fs"
 import { createHash } from "node:crypto"
 import { pipeline, type Readable, Transform } from "node:stream"
 import * as zlib from "node:zlib"
-import { causeMessage, ReadError, XmlParseError } from "../Errors.js"
+import { ReadError, type XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
-import { Producer, type ProducerOptions } from "./Producer.js"
+import { Producer, type ProducerOptions, toParseError } from "./Producer.js"
 /**
  * Counters the producer keeps as it goes; read by progress reporting.
  *
@@ -139,8 +139,27 @@ const yieldToIo = Effect.async<void>((resume) => {
   return Effect.sync(() => clearImmediate(handle))
 })
 
-const toParseError = (file: string, offset: number) => (e: unknown): XmlParseError =>
-  e instanceof XmlParseError ? e : new XmlParseError({ file, offset, reason: causeMessage(e) })
+/**
+ * The input's chunks, read only when pulled.
+ *
+ * @since 0.1.0
+ * @category producer
+ */
+export const inputChunks = (input: OpenedInput, file: string): Stream.Stream<Uint8Array, ReadError> =>
+  NodeStream.fromReadable<ReadError, Uint8Array>(
+    () => input.readable,
+    (cause) => new ReadError({ file, cause }),
+    { chunkSize: READ_CHUNK }
+  )
+
+/** Counts parsed batches into the input's progress; `xmlBytes`: parsed so far. */
+export const countParsed = (progress: ReadProgress, xmlBytes: number, batches: ReadonlyArray<Batch>): void => {
+  progress.xmlBytes = xmlBytes
+  for (const b of batches) {
+    progress.records += b.rows + b.rejects.length
+    progress.rejects += b.rejects.length
+  }
+}
 
 /**
  * The batches of one input, pulled on demand.
@@ -154,24 +173,11 @@ export const batches = (
 ): Stream.Stream<Batch, ReadError | XmlParseError> =>
   Stream.suspend(() => {
     const producer = new Producer(options)
-    const progress = input.progress
     const step = (f: () => Array<Batch>) =>
-      Effect.try({ try: f, catch: toParseError(options.file, producer.bytes) }).pipe(
-        Effect.tap((out) =>
-          Effect.sync(() => {
-            progress.xmlBytes = producer.bytes
-            for (const b of out) {
-              progress.records += b.rows + b.rejects.length
-              progress.rejects += b.rejects.length
-            }
-          })
-        )
+      Effect.try({ try: f, catch: (e) => toParseError(options.file, producer.bytes, e) }).pipe(
+        Effect.tap((out) => Effect.sync(() => countParsed(input.progress, producer.bytes, out)))
       )
-    return NodeStream.fromReadable<ReadError, Uint8Array>(
-      () => input.readable,
-      (cause) => new ReadError({ file: options.file, cause }),
-      { chunkSize: READ_CHUNK }
-    ).pipe(
+    return inputChunks(input, options.file).pipe(
       Stream.mapConcatEffect((chunk) => Effect.zipLeft(step(() => producer.write(chunk)), yieldToIo)),
       Stream.concat(Stream.suspend(() => Stream.fromIterableEffect(step(() => producer.end()))))
     )
