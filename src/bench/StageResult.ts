@@ -14,4 +14,5 @@ export interface StageOutcome {
 
 export const STAGE_MARK = "@@stage-result "
 
-export const READ_CHUNK = 256 * 1024
+/** Stages read their input as the loader does. */
+export { READ_CHUNK } from "../xml/Producer.js"

@@ -1,30 +1,38 @@
 /**
  * The producer on a worker thread. Parsing is the loader's CPU-bound part; on the main
- * thread it holds the event loop, so COPY sockets wait behind it. Here the main thread only
- * reads the input (file, gzip or stdin, as before) and posts its chunks; the worker parses
- * them and posts back the batches, whose off-heap COPY pieces are transferred, not copied.
+ * thread it holds the event loop, so COPY sockets wait behind it. A plain file the worker
+ * reads itself, into one buffer it reuses; gzip and stdin the main thread reads and posts
+ * in chunks. The worker posts back the batches, whose off-heap COPY pieces are transferred,
+ * not copied.
  *
- * Backpressure: at most IN_FLIGHT chunks are with the worker, and the next chunk is read
- * only when downstream pulls, so a slow database still holds the reader back.
+ * Backpressure: at most IN_FLIGHT chunks are asked of the worker and not yet answered, and
+ * the next is asked for only when downstream pulls, so a slow database still holds the
+ * reader back.
  */
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import { Worker } from "node:worker_threads"
-import { type ReadError, XmlParseError } from "../Errors.js"
+import { ReadError, XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import type { ProducerOptions } from "./Producer.js"
 import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
-/** What a worker is started with: its shape by name (see WorkerShapes.ts) and the rest of the options. */
+/**
+ * What a worker is started with: its shape by name (see WorkerShapes.ts), the rest of the
+ * options, and a plain file to read itself, from byte `start`.
+ */
 export interface WorkerInit {
   readonly shape: string
   readonly options: Omit<ProducerOptions, "doc">
+  readonly file: { readonly path: string; readonly start: number } | undefined
 }
 
-/** A chunk of input, or (without one) the end of it. */
+/** A chunk of input; `read`: the worker's next chunk of its file; neither: the end of input. */
 export interface ToWorker {
   readonly chunk?: Uint8Array
+  readonly read?: true
 }
 
 export type FromWorker =
@@ -33,9 +41,11 @@ export type FromWorker =
     readonly batches: ReadonlyArray<Batch>
     /** XML bytes parsed so far */
     readonly xmlBytes: number
+    /** the input has ended: these are its last batches */
     readonly ended: boolean
   }
   | { readonly _tag: "Failed"; readonly offset: number; readonly reason: string }
+  | { readonly _tag: "ReadFailed"; readonly reason: string }
 
 /** chunks posted and not yet answered: enough that the worker never waits on a busy main thread */
 const IN_FLIGHT = 4
@@ -102,7 +112,7 @@ export const workerBatches = (
 ): Stream.Stream<Batch, ReadError | XmlParseError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const { doc: _doc, ...rest } = options
-    const init: WorkerInit = { shape, options: rest }
+    const init: WorkerInit = { shape, options: rest, file: input.file }
     // V8's heap flags (the CLI's caps) apply to the worker's heap too
     const worker = yield* Effect.acquireRelease(
       Effect.sync(() => new Worker(workerUrl(), { workerData: init })),
@@ -112,12 +122,15 @@ export const workerBatches = (
     const inbox = new Inbox(worker, () => progress.xmlBytes)
     let inFlight = 0
 
+    let ended = false
     const answer = (message: FromWorker) =>
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<Array<Batch>, ReadError | XmlParseError> => {
         if (message._tag === "Failed") {
           return Effect.fail(new XmlParseError({ file: options.file, offset: message.offset, reason: message.reason }))
         }
+        if (message._tag === "ReadFailed") return Effect.fail(new ReadError({ file: options.file, cause: message.reason }))
         inFlight--
+        ended ||= message.ended
         const batches = message.batches.map(revive)
         countParsed(progress, message.xmlBytes, batches)
         return Effect.succeed(batches)
@@ -143,6 +156,15 @@ export const workerBatches = (
       return Effect.zipRight(post({ chunk: own }, [own.buffer as ArrayBuffer]), collect(IN_FLIGHT))
     }
 
+    if (input.file !== undefined) {
+      // the worker reads: ask for a chunk per pull, then collect what is still asked for
+      const next = Effect.suspend((): Effect.Effect<Array<Batch>, Option.Option<ReadError | XmlParseError>> =>
+        ended
+          ? inFlight === 0 ? Effect.fail(Option.none()) : Effect.mapError(collect(1), Option.some)
+          : Effect.mapError(Effect.zipRight(post({ read: true }), collect(IN_FLIGHT)), Option.some)
+      )
+      return Stream.repeatEffectOption(next).pipe(Stream.flattenIterables)
+    }
     return inputChunks(input, options.file).pipe(
       Stream.mapConcatEffect(send),
       Stream.concat(Stream.fromIterableEffect(Effect.zipRight(post({}), collect(1))))

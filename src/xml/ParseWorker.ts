@@ -1,13 +1,16 @@
 /**
- * Entry of the parse worker thread: runs a Producer over the chunks the main thread posts
- * and posts back, per chunk, the batches it completed. The main thread keeps the event loop
- * for the COPY sockets; see `ParseThread.ts` for the protocol.
+ * Entry of the parse worker thread: runs a Producer over the chunks the main thread posts,
+ * or over its file, read a chunk per request, and posts back, per chunk, the batches it
+ * completed. The main thread keeps the event loop for the COPY sockets; see
+ * `ParseThread.ts` for the protocol.
  */
+import * as fs from "node:fs"
 import { parentPort, workerData } from "node:worker_threads"
+import { causeMessage } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import type { FromWorker, ToWorker, WorkerInit } from "./ParseThread.js"
 import { workerShapes } from "./WorkerShapes.js"
-import { Producer, toParseError } from "./Producer.js"
+import { Producer, READ_CHUNK, toParseError } from "./Producer.js"
 
 const init = workerData as WorkerInit
 const port = parentPort!
@@ -24,11 +27,52 @@ const transferList = (batches: ReadonlyArray<Batch>): Array<ArrayBuffer> => {
 
 const post = (message: FromWorker, transfer: Array<ArrayBuffer> = []) => port.postMessage(message, transfer)
 
+/** The worker's own reads of a plain file: one buffer, reused, as the Producer copies what it keeps. */
+const reader = (file: { readonly path: string; readonly start: number }) => {
+  const buffer = Buffer.allocUnsafeSlow(READ_CHUNK)
+  let fd: number | undefined
+  let position = file.start
+  return (): Uint8Array => {
+    fd ??= fs.openSync(file.path, "r")
+    const n = fs.readSync(fd, buffer, 0, buffer.length, position)
+    position += n
+    if (n === 0) fs.closeSync(fd)
+    return buffer.subarray(0, n)
+  }
+}
+
+class ReadFailure {
+  constructor(readonly reason: string) {}
+}
+
+const read = init.file === undefined ? undefined : reader(init.file)
+let ended = false
+
+/** The batches for one message: a chunk, the next chunk of the file, or the end of input. */
+const parse = (message: ToWorker): Array<Batch> => {
+  if (ended) return []
+  if (message.read === undefined) {
+    if (message.chunk !== undefined) return producer.write(message.chunk)
+    ended = true
+    return producer.end()
+  }
+  let chunk: Uint8Array
+  try {
+    chunk = read!()
+  } catch (e) {
+    throw new ReadFailure(causeMessage(e))
+  }
+  if (chunk.length > 0) return producer.write(chunk)
+  ended = true
+  return producer.end()
+}
+
 port.on("message", (message: ToWorker) => {
   try {
-    const batches = message.chunk === undefined ? producer.end() : producer.write(message.chunk)
-    post({ _tag: "Batches", batches, xmlBytes: producer.bytes, ended: message.chunk === undefined }, transferList(batches))
+    const batches = parse(message)
+    post({ _tag: "Batches", batches, xmlBytes: producer.bytes, ended }, transferList(batches))
   } catch (e) {
+    if (e instanceof ReadFailure) return post({ _tag: "ReadFailed", reason: e.reason })
     const error = toParseError(init.options.file, producer.bytes, e)
     post({ _tag: "Failed", offset: error.offset, reason: error.reason })
   }

@@ -35,6 +35,8 @@ export interface ResumePoint {
   readonly ord: number
 }
 
+/** Bytes per read of the input. */
+export const READ_CHUNK = 256 * 1024
 
 const DECODE_SLICE = 32 * 1024
 

@@ -13,7 +13,7 @@ import { pipeline, type Readable, Transform } from "node:stream"
 import * as zlib from "node:zlib"
 import { ReadError, type XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
-import { Producer, type ProducerOptions, toParseError } from "./Producer.js"
+import { Producer, type ProducerOptions, READ_CHUNK, toParseError } from "./Producer.js"
 /**
  * Counters the producer keeps as it goes; read by progress reporting.
  *
@@ -80,11 +80,18 @@ export const inspectInput = (file: string): Effect.Effect<InputInfo, ReadError> 
  * @category models
  */
 export interface OpenedInput {
-  readonly readable: Readable
+  /** a plain file and the byte to start at: a parse worker reads it itself */
+  readonly file: { readonly path: string; readonly start: number } | undefined
+  /** the input as a stream, opened on first use */
+  readonly readable: () => Readable
   readonly progress: ReadProgress
 }
 
-const READ_CHUNK = 256 * 1024
+/** Opens the stream once, on first use. */
+const lazily = (open: () => Readable): () => Readable => {
+  let stream: Readable | undefined
+  return () => stream ??= open()
+}
 
 const dropFirst = (count: number): Transform => {
   let left = count
@@ -114,18 +121,26 @@ export const openInput = (info: InputInfo, fromByte = 0): Effect.Effect<OpenedIn
       if (info.file === "-") {
         if (fromByte > 0) throw new Error("stdin cannot be resumed")
         const p = progress(() => p.xmlBytes)
-        return { readable: process.stdin, progress: p }
+        return { file: undefined, readable: () => process.stdin, progress: p }
       }
       if (!info.gzip) {
-        const source = fs.createReadStream(info.file, { highWaterMark: READ_CHUNK, start: fromByte })
-        return { readable: source, progress: progress(() => fromByte + source.bytesRead) }
+        // read ahead of the parser by one chunk at most: its bytes stand for the bytes read
+        const p = progress(() => p.xmlBytes)
+        return {
+          file: { path: info.file, start: fromByte },
+          readable: lazily(() => fs.createReadStream(info.file, { highWaterMark: READ_CHUNK, start: fromByte })),
+          progress: p
+        }
       }
-      const source = fs.createReadStream(info.file, { highWaterMark: READ_CHUNK })
-      const gunzip = zlib.createGunzip({ chunkSize: READ_CHUNK })
-      const readable = fromByte > 0
-        ? pipeline(source, gunzip, dropFirst(fromByte), () => {})
-        : pipeline(source, gunzip, () => {})
-      return { readable, progress: progress(() => source.bytesRead) }
+      let source: fs.ReadStream | undefined
+      const readable = lazily(() => {
+        source = fs.createReadStream(info.file, { highWaterMark: READ_CHUNK })
+        const gunzip = zlib.createGunzip({ chunkSize: READ_CHUNK })
+        return fromByte > 0
+          ? pipeline(source, gunzip, dropFirst(fromByte), () => {})
+          : pipeline(source, gunzip, () => {})
+      })
+      return { file: undefined, readable, progress: progress(() => source?.bytesRead ?? 0) }
     },
     catch: (cause) => new ReadError({ file: info.file, cause })
   })
@@ -147,7 +162,7 @@ const yieldToIo = Effect.async<void>((resume) => {
  */
 export const inputChunks = (input: OpenedInput, file: string): Stream.Stream<Uint8Array, ReadError> =>
   NodeStream.fromReadable<ReadError, Uint8Array>(
-    () => input.readable,
+    input.readable,
     (cause) => new ReadError({ file, cause }),
     { chunkSize: READ_CHUNK }
   )

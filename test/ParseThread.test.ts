@@ -1,0 +1,67 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as zlib from "node:zlib"
+import type { Batch } from "../src/pipeline/Batch.js"
+import { GroupsDocument } from "../src/shape/GroupEvents.js"
+import { workerBatches } from "../src/xml/ParseThread.js"
+import type { ProducerOptions, ResumePoint } from "../src/xml/Producer.js"
+import { batches, inspectInput, openInput } from "../src/xml/XmlSource.js"
+import { tmpDir, writeXml } from "./utils.js"
+
+const dir = tmpDir()
+const plain = path.join(dir, "groups.xml")
+writeXml(plain, { groups: 2000, eventsPerGroup: 2, seed: 5 })
+const gzip = path.join(dir, "groups.xml.gz")
+fs.writeFileSync(gzip, zlib.gzipSync(fs.readFileSync(plain)))
+
+const options = (file: string, resumeAt?: ResumePoint): ProducerOptions => ({
+  file,
+  doc: GroupsDocument,
+  runId: 3,
+  limits: { rows: 500, bytes: 1 << 20 },
+  ...(resumeAt === undefined ? {} : { resumeAt })
+})
+
+/** What a batch carries, its COPY text as strings. */
+const plainBatch = (b: Batch) => ({ ...b, tables: b.tables.map((t) => ({ rows: t.rows, text: Buffer.concat(t.chunks).toString() })) })
+
+const load = (file: string, worker: boolean, resumeAt?: ResumePoint) =>
+  Effect.gen(function*() {
+    const info = yield* inspectInput(file)
+    const input = yield* openInput(info, resumeAt?.byte ?? 0)
+    const stream = worker ? workerBatches(input, "groups", options(file, resumeAt)) : batches(input, options(file, resumeAt))
+    const out = Chunk.toReadonlyArray(yield* Stream.runCollect(stream)).map(plainBatch)
+    return { out, xmlBytes: input.progress.xmlBytes, records: input.progress.records }
+  })
+
+describe("parse worker", () => {
+  it.live("reads a plain file itself: the same batches as the main thread, from the start and from a resume point", () =>
+    Effect.gen(function*() {
+      const main = yield* load(plain, false)
+      assert.isAbove(main.out.length, 5)
+      assert.strictEqual(main.records, 6000)
+      const worker = yield* load(plain, true)
+      assert.deepStrictEqual(worker, main)
+      assert.strictEqual(worker.xmlBytes, fs.statSync(plain).size)
+
+      const cut = main.out[2]!
+      const resumeAt = { byte: cut.byteEnd, seq: cut.seq + 1, ord: cut.lastOrd }
+      const resumed = yield* load(plain, true, resumeAt)
+      assert.deepStrictEqual(resumed.out, main.out.slice(3))
+      // a gzip file is read on the main thread and posted to the worker: the same batches again
+      assert.deepStrictEqual((yield* load(gzip, true, resumeAt)).out, resumed.out)
+    }))
+
+  it.live("a read error on the worker is a ReadError naming the file and the cause", () =>
+    Effect.gen(function*() {
+      const progress = { sourceBytes: () => 0, xmlBytes: 0, records: 0, rejects: 0, sourceSize: undefined }
+      const input = { file: { path: dir, start: 0 }, readable: () => assert.fail("not read on the main thread"), progress }
+      const error = yield* Stream.runDrain(workerBatches(input, "groups", options(dir))).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "ReadError")
+      assert.strictEqual(error.message, `cannot read ${dir}: EISDIR: illegal operation on a directory, read`)
+    }))
+})
