@@ -7,7 +7,7 @@ import * as esbuild from "esbuild"
 import * as fs from "node:fs"
 
 /** The shebang of src/bin.ts, which esbuild keeps on the bundle; the build fails if it changes unnoticed. */
-const SHEBANG = "#!/usr/bin/env -S node --max-old-space-size=128 --max-semi-space-size=2 --single-threaded-gc"
+const SHEBANG = "#!/usr/bin/env -S node --max-old-space-size=128 --max-semi-space-size=3 --single-threaded-gc"
 
 const common = {
   bundle: true,
