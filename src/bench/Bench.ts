@@ -30,11 +30,14 @@ import { psqlAvailable } from "./BareSql.js"
 import {
   type BenchContext,
   copyStage,
+  encodedBatches,
+  type EndToEndRun,
   endToEndStage,
   finalizeAvailable,
   producerStage,
   rawSaxesStage,
   type RunMeasure,
+  type StageId,
   type Trace
 } from "./Stages.js"
 
@@ -58,7 +61,7 @@ const quick = Options.boolean("quick").pipe(
 )
 
 const repeat = Options.integer("repeat").pipe(
-  Options.withDescription("runs per stage; the table shows medians"),
+  Options.withDescription("rounds, each running every stage once, in turn; the table shows medians"),
   Options.withDefault(1),
   Options.filterMap((n) => (n > 0 ? Option.some(n) : Option.none()), "--repeat must be a positive integer")
 )
@@ -135,32 +138,46 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       : undefined
     yield* warmPageCache(input.file)
     if (merge !== undefined) yield* warmPageCache(merge.file)
+    // Rounds, each running every stage once: a slow spell of a shared machine then touches
+    // every stage's median alike, not one stage's whole series.
+    const measures = new Map<StageId, Array<RunMeasure>>()
+    const add = (id: StageId, m: RunMeasure) => measures.set(id, [...(measures.get(id) ?? []), m])
+    const runs: Array<EndToEndRun> = []
+    const encoded = o.stages.has(3) ? yield* encodedBatches(ctx, input) : undefined
+    for (let round = 1; round <= ctx.repeat; round++) {
+      const of = ctx.repeat > 1 ? ` (round ${round} of ${ctx.repeat})` : ""
+      if (o.stages.has(1)) {
+        yield* Effect.logInfo(`stage 1: raw saxes over ${path.basename(input.file)}${of}`)
+        add("1", yield* rawSaxesStage(ctx, input, "default"))
+        add("1n", yield* rawSaxesStage(ctx, input, "no-position"))
+      }
+      if (o.stages.has(2)) {
+        yield* Effect.logInfo(`stage 2: producer over ${path.basename(input.file)}${of}`)
+        add("2", yield* producerStage(ctx, input))
+        add("2f", yield* producerStage(ctx, input, ctx.cliNodeFlags))
+      }
+      if (encoded !== undefined) add("3", yield* copyStage(ctx, input, encoded))
+      if (o.stages.has(4) || o.stages.has(5)) runs.push(yield* endToEndStage(ctx, input, merge))
+    }
     const out: Array<StageReport> = []
-    if (o.stages.has(1)) {
-      yield* Effect.logInfo(`stage 1: raw saxes over ${path.basename(input.file)}`)
-      out.push(summarize("1", yield* rawSaxesStage(ctx, input, "default")))
-      out.push(summarize("1n", yield* rawSaxesStage(ctx, input, "no-position")))
+    for (const id of ["1", "1n", "2", "2f", "3"] as const) {
+      const m = measures.get(id)
+      if (m !== undefined) out.push(summarize(id, m))
     }
-    if (o.stages.has(2)) {
-      yield* Effect.logInfo(`stage 2: producer over ${path.basename(input.file)}`)
-      out.push(summarize("2", yield* producerStage(ctx, input)))
-    }
-    if (o.stages.has(3)) out.push(summarize("3", yield* copyStage(ctx, input)))
     let chart: string | undefined
     let trace: Trace | undefined
-    if (o.stages.has(4) || o.stages.has(5)) {
-      const runs = yield* endToEndStage(ctx, input, merge)
+    if (runs.length > 0) {
       out.push(summarize("4", runs.map((r) => r.ingest)))
       if (o.stages.has(5)) {
         if (merge === undefined) {
           for (const id of ["5a", "5as", "5b", "5c", "5cs"] as const) out.push(skipped(id, "finalize not available"))
         } else {
-          const pick = (f: (r: (typeof runs)[number]) => RunMeasure | undefined) =>
+          const pick = (f: (r: EndToEndRun) => RunMeasure | undefined) =>
             runs.flatMap((r) => {
               const m = f(r)
               return m === undefined ? [] : [m]
             })
-          const bare = (id: "5as" | "5cs", f: (r: (typeof runs)[number]) => RunMeasure | undefined) =>
+          const bare = (id: "5as" | "5cs", f: (r: EndToEndRun) => RunMeasure | undefined) =>
             ctx.bareSql ? summarize(id, pick(f)) : skipped(id, "psql not found")
           out.push(summarize("5a", pick((r) => r.finalizeFirst)))
           out.push(bare("5as", (r) => r.finalizeFirstSql))
@@ -209,13 +226,22 @@ const bench = (o: BenchOptions) =>
     )
   }).pipe(Effect.scoped)
 
+/** The Node flags after `node` in the shebang of the CLI at `bin` (`#!/usr/bin/env -S node …`). */
+const shebangNodeFlags = (bin: string): Array<string> => {
+  const first = fs.readFileSync(bin, "utf8").split("\n", 1)[0]!
+  const words = first.split(/\s+/)
+  return words.slice(words.indexOf("node") + 1).filter((w) => w.startsWith("--"))
+}
+
 const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>, url: Redacted.Redacted<string>) =>
   Effect.gen(function*() {
+    const bin = path.resolve(here, "../bin.js")
     const ctx: BenchContext = {
       dir: benchDir,
       env: childEnv(url),
-      bin: path.resolve(here, "../bin.js"),
+      bin,
       stageMain: path.resolve(here, "StageMain.js"),
+      cliNodeFlags: shebangNodeFlags(bin),
       repeat: o.quick ? 1 : o.repeat,
       bareSql: o.stages.has(5) && psqlAvailable()
     }
@@ -228,7 +254,9 @@ const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>,
     const loadBefore = os.loadavg()
     const postgres = yield* serverVersion
     const reports: Array<SizeReport> = []
-    for (const size of sizeList) reports.push(yield* benchOneSize(ctx, o, size, hasFinalize, runStamp))
+    for (const size of sizeList) {
+      reports.push(yield* Effect.scoped(benchOneSize(ctx, o, size, hasFinalize, runStamp)))
+    }
     const result = {
       startedAt,
       finishedAt: new Date().toISOString(),

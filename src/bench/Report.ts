@@ -23,6 +23,8 @@ export interface StageReport {
 export interface Ratios {
   readonly "4/1"?: number
   readonly "4/2"?: number
+  /** stage 4 against the producer under the CLI's V8 flags: the pipeline's cost apart from theirs */
+  readonly "4/2'"?: number
   readonly "4/3"?: number
   readonly "2/1"?: number
 }
@@ -118,6 +120,7 @@ const ratiosOf = (stages: ReadonlyArray<StageReport>, ingestMbps: number | undef
   }
   put("4/1", ingestMbps, mbps("1"))
   put("4/2", ingestMbps, mbps("2"))
+  put("4/2'", ingestMbps, mbps("2f"))
   put("4/3", ingestMbps, mbps("3"))
   put("2/1", mbps("2"), mbps("1"))
   return out
@@ -189,7 +192,7 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n")
 }
 
-const labels: Partial<Record<StageId, string>> = { "1n": "1'", "5as": "5a'", "5cs": "5c'" }
+const labels: Partial<Record<StageId, string>> = { "1n": "1'", "2f": "2'", "5as": "5a'", "5cs": "5c'" }
 const label = (id: StageId) => (labels[id] ?? id).padEnd(3)
 
 export const formatSize = (r: SizeReport, repeat: number): string => {
@@ -216,7 +219,7 @@ export const formatSize = (r: SizeReport, repeat: number): string => {
   ]
   const body = table(["stage", "MB/s", "rows/s", "wall s", "peak RSS MB", "startup s", ""], rows)
   const ratioText = (ratios: Ratios) =>
-    (["4/1", "4/2", "4/3", "2/1"] as const)
+    (["4/1", "4/2", "4/2'", "4/3", "2/1"] as const)
       .flatMap((k) => (ratios[k] === undefined ? [] : [`${k} ${fixed(ratios[k]!, 2)}`]))
       .join("  ")
   const lines = [...head, "", body, ""]

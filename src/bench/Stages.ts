@@ -16,12 +16,13 @@ import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Chi
 import type { InputFile } from "./Inputs.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
-export type StageId = "1" | "1n" | "2" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs"
+export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs"
 
 export const stageNames: Record<StageId, string> = {
   "1": "raw saxes, default options",
   "1n": "raw saxes, xmlns+position off",
   "2": "producer: parse+validate+encode",
+  "2f": "producer, the CLI's V8 flags",
   "3": `COPY only, ${defaults.writers} writers`,
   "4": "ingest CLI, end to end",
   "5a": "finalize, first load",
@@ -62,6 +63,8 @@ export interface BenchContext {
   readonly env: NodeJS.ProcessEnv
   readonly bin: string
   readonly stageMain: string
+  /** the Node flags of the CLI's shebang (its heap caps), for stage 2' */
+  readonly cliNodeFlags: ReadonlyArray<string>
   readonly repeat: number
   /** run finalize's statements through psql on a twin schema too (stages 5a', 5c') */
   readonly bareSql: boolean
@@ -71,10 +74,15 @@ let schemaCounter = 0
 
 // == children
 
-const stageChild = (ctx: BenchContext, stage: string, args: Record<string, unknown>) =>
+const stageChild = (
+  ctx: BenchContext,
+  stage: string,
+  args: Record<string, unknown>,
+  nodeFlags: ReadonlyArray<string> = []
+) =>
   Effect.gen(function*() {
     const measured = yield* runMeasured({
-      args: [ctx.stageMain, stage, JSON.stringify(args)],
+      args: [...nodeFlags, ctx.stageMain, stage, JSON.stringify(args)],
       env: ctx.env,
       cwd: ctx.dir
     })
@@ -120,9 +128,6 @@ export const finalizeAvailable = (ctx: BenchContext) =>
     Effect.map((m) => m.code === 0 && m.stdout.includes("keep-staging")),
     Effect.orElseSucceed(() => false)
   )
-
-const repeatRuns = <A, E, R>(ctx: BenchContext, run: Effect.Effect<A, E, R>) =>
-  Effect.forEach(Array.from({ length: ctx.repeat }, (_, i) => i), () => run)
 
 // == schemas
 
@@ -209,44 +214,38 @@ const cliRun = (measured: Measured, input: InputFile, rows: number, detail?: Rec
 // == stages
 
 export const rawSaxesStage = (ctx: BenchContext, input: InputFile, variant: "default" | "no-position") =>
-  repeatRuns(
-    ctx,
-    stageChild(ctx, "raw", { file: input.file, variant }).pipe(
-      Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, input.rows))
-    )
+  stageChild(ctx, "raw", { file: input.file, variant }).pipe(
+    Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, input.rows))
   )
 
-export const producerStage = (ctx: BenchContext, input: InputFile) =>
-  repeatRuns(
-    ctx,
-    stageChild(ctx, "producer", { file: input.file }).pipe(
-      Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, outcome.rows))
-    )
+/** `nodeFlags`: Node flags for the child, as the CLI's shebang sets them (stage 2') */
+export const producerStage = (ctx: BenchContext, input: InputFile, nodeFlags: ReadonlyArray<string> = []) =>
+  stageChild(ctx, "producer", { file: input.file }, nodeFlags).pipe(
+    Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, outcome.rows))
   )
 
-export const copyStage = (ctx: BenchContext, input: InputFile) =>
-  Effect.acquireUseRelease(
+/** The batches of `input` encoded by the Producer into a file for stage 3 (not timed); removed with the scope. */
+export const encodedBatches = (ctx: BenchContext, input: InputFile) =>
+  Effect.acquireRelease(
     Effect.gen(function*() {
       const encoded = path.join(ctx.dir, `encoded-${path.basename(input.file, ".xml")}-${process.pid}.bin`)
       yield* Effect.logInfo(`stage 3: encoding ${path.basename(input.file)} into ${path.basename(encoded)} (not timed)`)
       yield* stageChild(ctx, "encode", { file: input.file, out: encoded })
       return encoded
     }),
-    (encoded) =>
-      repeatRuns(
-        ctx,
-        withSchema(ctx, (schema) =>
-          stageChild(ctx, "copy", {
-            file: input.file,
-            encoded,
-            xmlBytes: input.bytes,
-            schema,
-            writers: defaults.writers,
-            queueSize: defaults.queueSize
-          }).pipe(Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, outcome.rows))))
-      ),
     (encoded) => Effect.sync(() => fs.rmSync(encoded, { force: true }))
   )
+
+export const copyStage = (ctx: BenchContext, input: InputFile, encoded: string) =>
+  withSchema(ctx, (schema) =>
+    stageChild(ctx, "copy", {
+      file: input.file,
+      encoded,
+      xmlBytes: input.bytes,
+      schema,
+      writers: defaults.writers,
+      queueSize: defaults.queueSize
+    }).pipe(Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, outcome.rows))))
 
 export interface EndToEndRun {
   readonly ingest: RunMeasure
@@ -274,9 +273,7 @@ const urlOf = (ctx: BenchContext) => ctx.env["DATABASE_URL"] ?? ""
  * finalize again, all in one fresh schema.
  */
 export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputFile | undefined) =>
-  repeatRuns(
-    ctx,
-    withSchema(ctx, (schema) =>
+  withSchema(ctx, (schema) =>
       Effect.gen(function*() {
         const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
         const ingestArgs = (file: string) => [
@@ -350,4 +347,3 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         })
         return yield* (twin === undefined ? body : withSchema(ctx, () => body, twin))
       }))
-  )
