@@ -56,6 +56,16 @@ describe("parse worker", () => {
       assert.deepStrictEqual((yield* load(gzip, true, resumeAt)).out, resumed.out)
     }))
 
+  it.live("a load stopped early terminates the worker and closes the file", () =>
+    Effect.gen(function*() {
+      const openFds = () => fs.readdirSync("/proc/self/fd").length
+      const before = openFds()
+      const input = yield* openInput(yield* inspectInput(plain))
+      const first = yield* Stream.runCollect(Stream.take(workerBatches(input, "groups", options(plain)), 1))
+      assert.strictEqual(Chunk.size(first), 1)
+      assert.strictEqual(openFds(), before)
+    }))
+
   it.live("a read error on the worker is a ReadError naming the file and the cause", () =>
     Effect.gen(function*() {
       const progress = { sourceBytes: () => 0, xmlBytes: 0, records: 0, rejects: 0, sourceSize: undefined }

@@ -21,12 +21,13 @@ import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /**
  * What a worker is started with: its shape by name (see WorkerShapes.ts), the rest of the
- * options, and a plain file to read itself, from byte `start`.
+ * options, and a plain file to read itself: a descriptor the main thread opened (and
+ * closes, even when it terminates the worker) and the byte to start at.
  */
 export interface WorkerInit {
   readonly shape: string
   readonly options: Omit<ProducerOptions, "doc">
-  readonly file: { readonly path: string; readonly start: number } | undefined
+  readonly file: { readonly fd: number; readonly start: number } | undefined
 }
 
 /** A chunk of input; `read`: the worker's next chunk of its file; neither: the end of input. */
@@ -112,7 +113,14 @@ export const workerBatches = (
 ): Stream.Stream<Batch, ReadError | XmlParseError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const { doc: _doc, ...rest } = options
-    const init: WorkerInit = { shape, options: rest, file: input.file }
+    const file = input.file === undefined ? undefined : yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => ({ fd: fs.openSync(input.file!.path, "r"), start: input.file!.start }),
+        catch: (cause) => new ReadError({ file: options.file, cause })
+      }),
+      ({ fd }) => Effect.sync(() => fs.closeSync(fd))
+    )
+    const init: WorkerInit = { shape, options: rest, file }
     // V8's heap flags (the CLI's caps) apply to the worker's heap too
     const worker = yield* Effect.acquireRelease(
       Effect.sync(() => new Worker(workerUrl(), { workerData: init })),
@@ -120,8 +128,9 @@ export const workerBatches = (
     )
     const progress = input.progress
     const inbox = new Inbox(worker, () => progress.xmlBytes)
+    /** chunks asked of the worker and not answered yet */
     let inFlight = 0
-
+    /** the worker has parsed the end of the input */
     let ended = false
     const answer = (message: FromWorker) =>
       Effect.suspend((): Effect.Effect<Array<Batch>, ReadError | XmlParseError> => {
@@ -156,7 +165,7 @@ export const workerBatches = (
       return Effect.zipRight(post({ chunk: own }, [own.buffer as ArrayBuffer]), collect(IN_FLIGHT))
     }
 
-    if (input.file !== undefined) {
+    if (file !== undefined) {
       // the worker reads: ask for a chunk per pull, then collect what is still asked for
       const next = Effect.suspend((): Effect.Effect<Array<Batch>, Option.Option<ReadError | XmlParseError>> =>
         ended

@@ -28,15 +28,12 @@ const transferList = (batches: ReadonlyArray<Batch>): Array<ArrayBuffer> => {
 const post = (message: FromWorker, transfer: Array<ArrayBuffer> = []) => port.postMessage(message, transfer)
 
 /** The worker's own reads of a plain file: one buffer, reused, as the Producer copies what it keeps. */
-const reader = (file: { readonly path: string; readonly start: number }) => {
+const reader = (file: { readonly fd: number; readonly start: number }) => {
   const buffer = Buffer.allocUnsafeSlow(READ_CHUNK)
-  let fd: number | undefined
   let position = file.start
   return (): Uint8Array => {
-    fd ??= fs.openSync(file.path, "r")
-    const n = fs.readSync(fd, buffer, 0, buffer.length, position)
+    const n = fs.readSync(file.fd, buffer, 0, buffer.length, position)
     position += n
-    if (n === 0) fs.closeSync(fd)
     return buffer.subarray(0, n)
   }
 }
