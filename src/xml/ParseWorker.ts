@@ -27,39 +27,37 @@ const transferList = (batches: ReadonlyArray<Batch>): Array<ArrayBuffer> => {
 
 const post = (message: FromWorker, transfer: Array<ArrayBuffer> = []) => port.postMessage(message, transfer)
 
-/** The worker's own reads of a plain file: one buffer, reused, as the Producer copies what it keeps. */
+class ReadFailure {
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * The worker's own reads of a plain file, one chunk per call, undefined at its end: one
+ * buffer, reused, as the Producer copies what it keeps.
+ */
 const reader = (file: { readonly fd: number; readonly start: number }) => {
   const buffer = Buffer.allocUnsafeSlow(READ_CHUNK)
   let position = file.start
-  return (): Uint8Array => {
-    const n = fs.readSync(file.fd, buffer, 0, buffer.length, position)
+  return (): Uint8Array | undefined => {
+    let n: number
+    try {
+      n = fs.readSync(file.fd, buffer, 0, buffer.length, position)
+    } catch (e) {
+      throw new ReadFailure(causeMessage(e))
+    }
     position += n
-    return buffer.subarray(0, n)
+    return n === 0 ? undefined : buffer.subarray(0, n)
   }
-}
-
-class ReadFailure {
-  constructor(readonly reason: string) {}
 }
 
 const read = init.file === undefined ? undefined : reader(init.file)
 let ended = false
 
-/** The batches for one message: a chunk, the next chunk of the file, or the end of input. */
+/** The batches for one message: its chunk, or the next chunk of the file; without one, the end of input. */
 const parse = (message: ToWorker): Array<Batch> => {
   if (ended) return []
-  if (message.read === undefined) {
-    if (message.chunk !== undefined) return producer.write(message.chunk)
-    ended = true
-    return producer.end()
-  }
-  let chunk: Uint8Array
-  try {
-    chunk = read!()
-  } catch (e) {
-    throw new ReadFailure(causeMessage(e))
-  }
-  if (chunk.length > 0) return producer.write(chunk)
+  const chunk = message.read === undefined ? message.chunk : read!()
+  if (chunk !== undefined) return producer.write(chunk)
   ended = true
   return producer.end()
 }
