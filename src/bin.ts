@@ -1,8 +1,8 @@
 #!/usr/bin/env -S node --max-old-space-size=128 --max-semi-space-size=3 --single-threaded-gc
 // The heap caps keep a long load's RSS flat: V8 otherwise lets the old generation grow
 // lazily far past the live set (measured: peak RSS 205 MB → 130 MB on 112 MB of XML, same speed).
-// Parsing runs on a worker thread with its own heap limits, so the main thread needs only
-// small semi-spaces. GC on each isolate's own thread: parallel GC helpers cost more CPU than
+// The parse worker's isolate gets the same caps (V8's flags override a worker's
+// `resourceLimits`). GC on each isolate's own thread: parallel GC helpers cost more CPU than
 // they save on 2 cores shared with the parser and PostgreSQL.
 import * as ConfigFile from "@effect/cli/ConfigFile"
 import * as ValidationError from "@effect/cli/ValidationError"

@@ -17,6 +17,18 @@ const plain = path.join(dir, "groups.xml")
 writeXml(plain, { groups: 2000, eventsPerGroup: 2, seed: 5 })
 const gzip = path.join(dir, "groups.xml.gz")
 fs.writeFileSync(gzip, zlib.gzipSync(fs.readFileSync(plain)))
+const larger = path.join(dir, "larger.xml")
+writeXml(larger, { groups: 12000, eventsPerGroup: 2, seed: 6 })
+// lines longer than a shared region: every 500th group's description is 40,000 characters
+const long = path.join(dir, "long-lines.xml")
+let groupNo = 0
+fs.writeFileSync(
+  long,
+  fs.readFileSync(larger, "utf8").replace(
+    /<description>[^<]*<\/description>/g,
+    (d) => ++groupNo % 500 === 0 ? `<description>${"ж".repeat(20_000)}${"x".repeat(20_000)}</description>` : d
+  )
+)
 
 const options = (file: string, resumeAt?: ResumePoint): ProducerOptions => ({
   file,
@@ -27,7 +39,10 @@ const options = (file: string, resumeAt?: ResumePoint): ProducerOptions => ({
 })
 
 /** What a batch carries, its COPY text as strings. */
-const plainBatch = (b: Batch) => ({ ...b, tables: b.tables.map((t) => ({ rows: t.rows, text: Buffer.concat(t.chunks).toString() })) })
+const plainBatch = ({ release: _release, ...b }: Batch) => ({
+  ...b,
+  tables: b.tables.map((t) => ({ rows: t.rows, text: Buffer.concat(t.chunks).toString() }))
+})
 
 const load = (file: string, worker: boolean, resumeAt?: ResumePoint) =>
   Effect.gen(function*() {
@@ -54,6 +69,29 @@ describe("parse worker", () => {
       assert.deepStrictEqual(resumed.out, main.out.slice(3))
       // a gzip file is read on the main thread and posted to the worker: the same batches again
       assert.deepStrictEqual((yield* load(gzip, true, resumeAt)).out, resumed.out)
+    }))
+
+  it.live("batches released once written lend their memory to later batches, which still carry their own text, long lines too", () =>
+    Effect.gen(function*() {
+      const main = yield* load(long, false)
+      const longLines = main.out.flatMap((b) => b.tables[0]!.text.split("\n")).filter((l) => l.length > 40_000)
+      assert.strictEqual(longLines.length, Math.floor(groupNo / 500))
+      assert.isAbove(longLines.length, 10)
+      const input = yield* openInput(yield* inspectInput(long))
+      const regions = new Set<ArrayBufferLike>()
+      let pieces = 0
+      const out = yield* Stream.runCollect(Stream.map(workerBatches(input, "groups", options(long)), (b) => {
+        const copied = plainBatch(b)
+        for (const t of b.tables) for (const c of t.chunks) regions.add(c.buffer)
+        pieces += b.tables.reduce((n, t) => n + t.chunks.length, 0)
+        // as a writer does: done with the batch; a second release must not free its regions twice
+        b.release!()
+        b.release!()
+        return copied
+      }))
+      assert.deepStrictEqual(Chunk.toReadonlyArray(out), main.out)
+      assert.isAbove(pieces, 100)
+      assert.isBelow(regions.size, pieces / 2)
     }))
 
   it.live("a load stopped early terminates the worker and closes the file", () =>

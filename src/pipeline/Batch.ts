@@ -53,9 +53,31 @@ export interface Batch {
   readonly byteEnd: number
   readonly firstOrd: number
   readonly lastOrd: number
+  /**
+   * Hands the COPY pieces' memory back to the producer that lent it (the parse worker's
+   * shared regions); the pieces must not be read after. Absent when the batch owns them.
+   */
+  readonly release?: () => void
 }
 
-const PIECE = 64 * 1024
+/** The size of a COPY piece. */
+export const PIECE = 64 * 1024
+
+/**
+ * Where a table's COPY pieces come from: fresh Buffers, or the parse worker's shared
+ * regions (see SharedPieces.ts).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PieceSource {
+  /** a buffer of at least `size` bytes (`PIECE` for a standard piece) */
+  readonly allocate: (size: number) => Buffer
+  /** takes back a buffer from `allocate` that holds nothing */
+  readonly reclaim: (buffer: Buffer) => void
+}
+
+const freshPieces: PieceSource = { allocate: Buffer.allocUnsafeSlow, reclaim: () => {} }
 
 /**
  * Lines wait as one string until the piece might not hold them (a UTF-16 unit is at most
@@ -63,11 +85,15 @@ const PIECE = 64 * 1024
  */
 class TableBuffer {
   private chunks: Array<Buffer> = []
-  private current = Buffer.allocUnsafeSlow(PIECE)
+  private current: Buffer
   private offset = 0
   /** lines not encoded yet */
   pending = ""
   rows = 0
+
+  constructor(private readonly pieces: PieceSource) {
+    this.current = pieces.allocate(PIECE)
+  }
 
   /** Appends one line; returns the UTF-8 length of the pending lines this encoded. */
   add(line: string): number {
@@ -76,7 +102,8 @@ class TableBuffer {
       written = this.flush()
       if (this.offset + line.length * 3 > this.current.length) {
         if (this.offset > 0) this.chunks.push(this.current.subarray(0, this.offset))
-        this.current = Buffer.allocUnsafeSlow(Math.max(PIECE, line.length * 3))
+        else this.pieces.reclaim(this.current)
+        this.current = this.pieces.allocate(Math.max(PIECE, line.length * 3))
         this.offset = 0
       }
     }
@@ -98,7 +125,7 @@ class TableBuffer {
   take(): TableData {
     if (this.offset > 0) {
       this.chunks.push(this.current.subarray(0, this.offset))
-      this.current = Buffer.allocUnsafeSlow(PIECE)
+      this.current = this.pieces.allocate(PIECE)
       this.offset = 0
     }
     const data = { chunks: this.chunks, rows: this.rows }
@@ -127,9 +154,10 @@ export class BatchBuilder implements RecordSink {
     private readonly runId: number,
     private readonly limits: BatchLimits,
     private readonly emit: (batch: Batch) => void,
-    firstSeq = 1
+    firstSeq = 1,
+    pieces: PieceSource = freshPieces
   ) {
-    this.tables = Array.from({ length: tableCount }, () => new TableBuffer())
+    this.tables = Array.from({ length: tableCount }, () => new TableBuffer(pieces))
     this.seq = firstSeq
     this.prefix = `${runId}\t${firstSeq}\t`
   }

@@ -275,7 +275,8 @@ const load = (
         Metrics.instrumentWrite,
         busy,
         Effect.annotateLogs({ run: runId, batch: batch.seq }),
-        Effect.zipRight(committed(batch))
+        Effect.zipRight(committed(batch)),
+        Effect.ensuring(Effect.sync(() => batch.release?.()))
       )
     let lastBytes = 0
     let tooManyRejects = false
@@ -293,7 +294,12 @@ const load = (
       ? batches(input, producerOptions)
       : workerBatches(input, shapeName, producerOptions)
     const source = parsed.pipe(
-      Stream.filter((batch) => !done.has(batch.seq)),
+      // batches an earlier attempt committed are skipped, their memory handed back
+      Stream.filter((batch) => {
+        if (!done.has(batch.seq)) return true
+        batch.release?.()
+        return false
+      }),
       // past --max-errors: stop reading after this batch; what is in flight still commits
       Stream.takeUntil(() =>
         tooManyRejects = settings.maxErrors !== null && totals.rejected + input.progress.rejects > settings.maxErrors

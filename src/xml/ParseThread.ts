@@ -2,8 +2,8 @@
  * The producer on a worker thread. Parsing is the loader's CPU-bound part; on the main
  * thread it holds the event loop, so COPY sockets wait behind it. A plain file the worker
  * reads itself, into one buffer it reuses; gzip and stdin the main thread reads and posts
- * in chunks. The worker posts back the batches, whose off-heap COPY pieces are transferred,
- * not copied.
+ * in chunks. The worker posts back the batches, whose COPY pieces lie in regions shared
+ * with the main thread and recycled once written (see SharedPieces.ts).
  *
  * Backpressure: at most IN_FLIGHT chunks are asked of the worker and not yet answered, and
  * the next is asked for only when downstream pulls, so a slow database still holds the
@@ -17,6 +17,7 @@ import { Worker } from "node:worker_threads"
 import { ReadError, XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import type { ProducerOptions } from "./Producer.js"
+import { MainRegions, type NewRegion, regionIds, type WirePiece } from "./SharedPieces.js"
 import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /**
@@ -30,16 +31,27 @@ export interface WorkerInit {
   readonly file: { readonly fd: number; readonly start: number } | undefined
 }
 
-/** A chunk of input; `read`: the worker's next chunk of its file; neither: the end of input. */
+/**
+ * A chunk of input; `read`: the worker's next chunk of its file; `release`: regions the
+ * main thread is done with (not answered); none of them: the end of input.
+ */
 export interface ToWorker {
   readonly chunk?: Uint8Array
   readonly read?: true
+  readonly release?: ReadonlyArray<number>
+}
+
+/** A batch as the worker posts it: its COPY pieces named by shared region. */
+export interface WireBatch extends Omit<Batch, "tables" | "release"> {
+  readonly tables: ReadonlyArray<{ readonly rows: number; readonly pieces: ReadonlyArray<WirePiece> }>
 }
 
 export type FromWorker =
   | {
     readonly _tag: "Batches"
-    readonly batches: ReadonlyArray<Batch>
+    readonly batches: ReadonlyArray<WireBatch>
+    /** the shared regions made since the last message */
+    readonly regions: ReadonlyArray<NewRegion>
     /** XML bytes parsed so far */
     readonly xmlBytes: number
     /** the input has ended: these are its last batches */
@@ -60,14 +72,22 @@ const workerUrl = (): URL => {
   return fs.existsSync(here) ? here : new URL(here.href.replace(/\/src\/xml\/ParseWorker\.js$/, "/dist/xml/ParseWorker.js"))
 }
 
-/** Structured clone turns Buffers into plain Uint8Arrays; the COPY writer wants Buffers. */
-const revive = (batch: Batch): Batch => ({
-  ...batch,
-  tables: batch.tables.map((t) => ({
-    rows: t.rows,
-    chunks: t.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))
-  }))
-})
+/**
+ * A posted batch with views of its pieces; its `release` hands the regions back to the
+ * worker, once: a region freed twice would be handed out twice.
+ */
+const revive = (regions: MainRegions, release: (ids: ReadonlyArray<number>) => void) => (batch: WireBatch): Batch => {
+  let released = false
+  return {
+    ...batch,
+    tables: batch.tables.map((t) => ({ rows: t.rows, chunks: t.pieces.map((p) => regions.view(p)) })),
+    release: () => {
+      if (released) return
+      released = true
+      release(batch.tables.flatMap((t) => regionIds(t.pieces)))
+    }
+  }
+}
 
 /** Messages from the worker, taken one at a time; a crash of the worker fails the next take. */
 class Inbox {
@@ -128,6 +148,8 @@ export const workerBatches = (
     )
     const progress = input.progress
     const inbox = new Inbox(worker, () => progress.xmlBytes)
+    const regions = new MainRegions()
+    const toBatch = revive(regions, (ids) => worker.postMessage({ release: ids } satisfies ToWorker))
     /** chunks asked of the worker and not answered yet */
     let inFlight = 0
     /** the worker has parsed the end of the input */
@@ -140,7 +162,8 @@ export const workerBatches = (
         if (message._tag === "ReadFailed") return Effect.fail(new ReadError({ file: options.file, cause: message.reason }))
         inFlight--
         ended ||= message.ended
-        const batches = message.batches.map(revive)
+        regions.add(message.regions)
+        const batches = message.batches.map(toBatch)
         countParsed(progress, message.xmlBytes, batches)
         return Effect.succeed(batches)
       })

@@ -2,28 +2,27 @@
  * Entry of the parse worker thread: runs a Producer over the chunks the main thread posts,
  * or over its file, read a chunk per request, and posts back, per chunk, the batches it
  * completed. The main thread keeps the event loop for the COPY sockets; see
- * `ParseThread.ts` for the protocol.
+ * `ParseThread.ts` for the protocol and `SharedPieces.ts` for the batches' memory.
  */
 import * as fs from "node:fs"
 import { parentPort, workerData } from "node:worker_threads"
 import { causeMessage } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
-import type { FromWorker, ToWorker, WorkerInit } from "./ParseThread.js"
-import { workerShapes } from "./WorkerShapes.js"
+import type { FromWorker, ToWorker, WireBatch, WorkerInit } from "./ParseThread.js"
 import { Producer, READ_CHUNK, toParseError } from "./Producer.js"
+import { WorkerRegions } from "./SharedPieces.js"
+import { workerShapes } from "./WorkerShapes.js"
 
 const init = workerData as WorkerInit
 const port = parentPort!
-const producer = new Producer({ ...init.options, doc: workerShapes[init.shape]! })
+const regions = new WorkerRegions()
+const producer = new Producer({ ...init.options, doc: workerShapes[init.shape]! }, regions)
 
-/** Every batch's COPY pieces move to the main thread without a copy. */
-const transferList = (batches: ReadonlyArray<Batch>): Array<ArrayBuffer> => {
-  const buffers = new Set<ArrayBuffer>()
-  for (const b of batches) {
-    for (const t of b.tables) for (const c of t.chunks) buffers.add(c.buffer as ArrayBuffer)
-  }
-  return [...buffers]
-}
+/** `transfer` collects the buffers of pieces too large for a shared region. */
+const toWire = (batch: Batch, transfer: Array<ArrayBuffer>): WireBatch => ({
+  ...batch,
+  tables: batch.tables.map((t) => ({ rows: t.rows, pieces: t.chunks.map((c) => regions.piece(c, transfer)) }))
+})
 
 const post = (message: FromWorker, transfer: Array<ArrayBuffer> = []) => port.postMessage(message, transfer)
 
@@ -63,9 +62,11 @@ const parse = (message: ToWorker): Array<Batch> => {
 }
 
 port.on("message", (message: ToWorker) => {
+  if (message.release !== undefined) return regions.release(message.release)
   try {
-    const batches = parse(message)
-    post({ _tag: "Batches", batches, xmlBytes: producer.bytes, ended }, transferList(batches))
+    const transfer: Array<ArrayBuffer> = []
+    const batches = parse(message).map((b) => toWire(b, transfer))
+    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes: producer.bytes, ended }, transfer)
   } catch (e) {
     if (e instanceof ReadFailure) return post({ _tag: "ReadFailed", reason: e.reason })
     const error = toParseError(init.options.file, producer.bytes, e)

@@ -4,7 +4,7 @@
  */
 import { isUtf8 } from "node:buffer"
 import { causeMessage, XmlParseError } from "../Errors.js"
-import { type Batch, BatchBuilder, type BatchLimits } from "../pipeline/Batch.js"
+import { type Batch, BatchBuilder, type BatchLimits, type PieceSource } from "../pipeline/Batch.js"
 import { type DocumentShape, recordShapes } from "../shape/Shape.js"
 import { RecordParser } from "./RecordParser.js"
 /**
@@ -130,10 +130,11 @@ export class Producer {
   private ready: Array<Batch> = []
   private xmlBytes = 0
 
-  constructor(private readonly options: ProducerOptions) {
+  /** `pieces`: where the COPY pieces come from (default: fresh Buffers) */
+  constructor(private readonly options: ProducerOptions, pieces?: PieceSource) {
     this.builder = new BatchBuilder(recordShapes(options.doc).length, options.runId, options.limits, (b) => {
       this.ready.push(b)
-    }, options.resumeAt?.seq ?? 1)
+    }, options.resumeAt?.seq ?? 1, pieces)
     this.xmlBytes = options.resumeAt?.byte ?? 0
   }
 
