@@ -3,6 +3,8 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as HashMap from "effect/HashMap"
+import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
@@ -88,8 +90,19 @@ describe("startEmbedded", () => {
       assert.notStrictEqual(group.session, ours.session)
       assert.strictEqual(process.listenerCount("exit"), exitListeners + 1)
 
-      const [reuseTime, again] = yield* startEmbedded({ dir }).pipe(Effect.timed, Effect.scoped)
+      const logged: Array<string> = []
+      const capture = Logger.make(({ annotations, message }) => {
+        logged.push(`${String(message)} ${JSON.stringify(Object.fromEntries(HashMap.toEntries(annotations)))}`)
+      })
+      const [reuseTime, again] = yield* startEmbedded({ dir }).pipe(
+        Effect.timed,
+        Effect.scoped,
+        Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+      )
       yield* logTime("start while running (reuse)", reuseTime)
+      // the start-up log names the psql command, never the password
+      assert.isTrue(logged.some((l) => l.includes(`"psql":"psql -h 127.0.0.1 -p ${parsed.port} -U xml2pg xml2pg"`)))
+      assert.isFalse(logged.some((l) => l.includes("PGPASSWORD") || l.includes(":xml2pg@")))
       assert.strictEqual(Redacted.value(again), Redacted.value(url))
       assert.strictEqual(serverPid(), pid)
       assert.deepStrictEqual(yield* query(url, "select count(*)::int as n from t"), [{ n: 2 }])

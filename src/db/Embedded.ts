@@ -40,15 +40,19 @@ const database = "xml2pg"
 const startTimeout = Duration.seconds(60)
 const stopTimeout = Duration.seconds(15)
 
+/** psql's connection arguments for the embedded server at `url`, without the password: what logs show. */
+const psqlArgs = (url: Redacted.Redacted<string>): string =>
+  `psql -h ${host} -p ${new URL(Redacted.value(url)).port} -U ${user} ${database}`
+
 /**
- * The psql command that connects to the embedded server at `url`. The embedded server's
- * credential is a fixed local one, so the command carries it as `PGPASSWORD`.
+ * The psql command that connects to the embedded server at `url`, which `xml2pg db` prints
+ * when asked. The embedded server's credential is a fixed local one, so the command carries
+ * it as `PGPASSWORD`; logs show the command without it.
  *
  * @since 0.1.0
  * @category utils
  */
-export const embeddedPsqlCommand = (url: Redacted.Redacted<string>): string =>
-  `PGPASSWORD=${password} psql -h ${host} -p ${new URL(Redacted.value(url)).port} -U ${user} ${database}`
+export const embeddedPsqlCommand = (url: Redacted.Redacted<string>): string => `PGPASSWORD=${password} ${psqlArgs(url)}`
 
 const embeddedUrl = (port: number): Redacted.Redacted<string> =>
   Redacted.make(`postgres://${user}:${password}@${host}:${port}/${database}`)
@@ -513,7 +517,7 @@ export const startEmbedded = (options: {
       Effect.annotateLogs({
         data: dataDir,
         port: started.port,
-        psql: embeddedPsqlCommand(url),
+        psql: psqlArgs(url),
         ms: Math.round(Duration.toMillis(elapsed))
       })
     )
