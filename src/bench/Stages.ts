@@ -274,76 +274,76 @@ const urlOf = (ctx: BenchContext) => ctx.env["DATABASE_URL"] ?? ""
  */
 export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputFile | undefined) =>
   withSchema(ctx, (schema) =>
-      Effect.gen(function*() {
-        const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
-        const ingestArgs = (file: string) => [
-          "ingest",
-          "--schema",
-          schema,
-          "--progress-every",
-          "250",
-          "--rejects",
-          rejects,
-          file
-        ]
-        yield* Effect.logInfo(`stage 4: ingest ${path.basename(input.file)} into ${schema}`)
-        const m4 = yield* cli(ctx, ingestArgs(input.file), [0, 3])
-        const rows4 = yield* lastRunRows(schema)
-        const run: EndToEndRun = {
-          ingest: cliRun(m4, input, rows4),
-          trace: { seconds: m4.wallSeconds, samples: m4.samples, progress: progressOf(m4) }
-        }
-        if (merge === undefined) return run
-        yield* Effect.logInfo(`stage 5: finalize, ingest ${path.basename(merge.file)}, finalize`)
-        // finalize logs each statement at debug level; psql replays them on a twin schema
-        // holding the same staging rows (5a', 5c')
-        const debugEnv = { ...ctx.env, XML2PG_LOG_LEVEL: "debug" }
-        const twin = ctx.bareSql ? `${schema}_sql` : undefined
-        const finalizeBoth = (input: InputFile, rows: number, which: "first-load" | "merge-load") =>
-          Effect.gen(function*() {
-            if (twin !== undefined) yield* copyStaging(schema, twin)
-            const m = yield* cli(ctx, ["finalize", "--schema", schema], [0], debugEnv)
-            const finalize = cliRun(m, input, rows, finalizeDetail(m))
-            if (twin === undefined) return { finalize }
-            yield* checkpoint
-            const bare = yield* runBareSql({
-              finalizeRun: m,
-              schema,
-              twin,
-              scriptFile: path.join(ctx.dir, `latest-finalize-${which}.sql`),
-              url: urlOf(ctx),
-              env: ctx.env,
-              cwd: ctx.dir
-            })
-            const sql: RunMeasure = {
-              seconds: bare.measured.wallSeconds,
-              processSeconds: bare.measured.wallSeconds,
-              rows,
-              xmlBytes: input.bytes,
-              peakRssKb: bare.measured.peakRssKb,
-              detail: {
-                statements: bare.statements,
-                finalizeStatementSeconds: bare.finalizeSqlMillis / 1000,
-                psqlTiming: tail(bare.measured.stdout, 3000)
-              }
-            }
-            return { finalize, sql }
+    Effect.gen(function*() {
+      const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
+      const ingestArgs = (file: string) => [
+        "ingest",
+        "--schema",
+        schema,
+        "--progress-every",
+        "250",
+        "--rejects",
+        rejects,
+        file
+      ]
+      yield* Effect.logInfo(`stage 4: ingest ${path.basename(input.file)} into ${schema}`)
+      const m4 = yield* cli(ctx, ingestArgs(input.file), [0, 3])
+      const rows4 = yield* lastRunRows(schema)
+      const run: EndToEndRun = {
+        ingest: cliRun(m4, input, rows4),
+        trace: { seconds: m4.wallSeconds, samples: m4.samples, progress: progressOf(m4) }
+      }
+      if (merge === undefined) return run
+      yield* Effect.logInfo(`stage 5: finalize, ingest ${path.basename(merge.file)}, finalize`)
+      // finalize logs each statement at debug level; psql replays them on a twin schema
+      // holding the same staging rows (5a', 5c')
+      const debugEnv = { ...ctx.env, XML2PG_LOG_LEVEL: "debug" }
+      const twin = ctx.bareSql ? `${schema}_sql` : undefined
+      const finalizeBoth = (input: InputFile, rows: number, which: "first-load" | "merge-load") =>
+        Effect.gen(function*() {
+          if (twin !== undefined) yield* copyStaging(schema, twin)
+          const m = yield* cli(ctx, ["finalize", "--schema", schema], [0], debugEnv)
+          const finalize = cliRun(m, input, rows, finalizeDetail(m))
+          if (twin === undefined) return { finalize }
+          yield* checkpoint
+          const bare = yield* runBareSql({
+            finalizeRun: m,
+            schema,
+            twin,
+            scriptFile: path.join(ctx.dir, `latest-finalize-${which}.sql`),
+            url: urlOf(ctx),
+            env: ctx.env,
+            cwd: ctx.dir
           })
-        const body = Effect.gen(function*() {
-          const first = yield* finalizeBoth(input, rows4, "first-load")
-          const m5b = yield* cli(ctx, ingestArgs(merge.file), [0, 3])
-          const rows5 = yield* lastRunRows(schema)
-          const second = yield* finalizeBoth(merge, rows5, "merge-load")
-          yield* Effect.sync(() => fs.rmSync(rejects, { force: true }))
-          const out: EndToEndRun = {
-            ...run,
-            finalizeFirst: first.finalize,
-            ingestMerge: cliRun(m5b, merge, rows5),
-            finalizeMerge: second.finalize,
-            ...(first.sql === undefined ? {} : { finalizeFirstSql: first.sql }),
-            ...(second.sql === undefined ? {} : { finalizeMergeSql: second.sql })
+          const sql: RunMeasure = {
+            seconds: bare.measured.wallSeconds,
+            processSeconds: bare.measured.wallSeconds,
+            rows,
+            xmlBytes: input.bytes,
+            peakRssKb: bare.measured.peakRssKb,
+            detail: {
+              statements: bare.statements,
+              finalizeStatementSeconds: bare.finalizeSqlMillis / 1000,
+              psqlTiming: tail(bare.measured.stdout, 3000)
+            }
           }
-          return out
+          return { finalize, sql }
         })
-        return yield* (twin === undefined ? body : withSchema(ctx, () => body, twin))
-      }))
+      const body = Effect.gen(function*() {
+        const first = yield* finalizeBoth(input, rows4, "first-load")
+        const m5b = yield* cli(ctx, ingestArgs(merge.file), [0, 3])
+        const rows5 = yield* lastRunRows(schema)
+        const second = yield* finalizeBoth(merge, rows5, "merge-load")
+        yield* Effect.sync(() => fs.rmSync(rejects, { force: true }))
+        const out: EndToEndRun = {
+          ...run,
+          finalizeFirst: first.finalize,
+          ingestMerge: cliRun(m5b, merge, rows5),
+          finalizeMerge: second.finalize,
+          ...(first.sql === undefined ? {} : { finalizeFirstSql: first.sql }),
+          ...(second.sql === undefined ? {} : { finalizeMergeSql: second.sql })
+        }
+        return out
+      })
+      return yield* (twin === undefined ? body : withSchema(ctx, () => body, twin))
+    }))

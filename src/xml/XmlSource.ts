@@ -111,25 +111,27 @@ const dropFirst = (count: number): Transform => {
 export const openInput = (info: InputInfo, fromByte = 0): Effect.Effect<OpenedInput, ReadError> =>
   Effect.try({
     try: (): OpenedInput => {
-      const progress = (sourceBytes: () => number): ReadProgress => ({
-        sourceBytes,
-        xmlBytes: fromByte,
-        records: 0,
-        rejects: 0,
-        sourceSize: info.size
-      })
+      // Without `sourceBytes`, the bytes parsed stand for the bytes read: a plain input is read
+      // ahead of the parser by one chunk at most. Only gzip counts its compressed bytes apart.
+      const progress = (sourceBytes?: () => number): ReadProgress => {
+        const p: ReadProgress = {
+          sourceBytes: sourceBytes ?? (() => p.xmlBytes),
+          xmlBytes: fromByte,
+          records: 0,
+          rejects: 0,
+          sourceSize: info.size
+        }
+        return p
+      }
       if (info.file === "-") {
         if (fromByte > 0) throw new Error("stdin cannot be resumed")
-        const p = progress(() => p.xmlBytes)
-        return { file: undefined, readable: () => process.stdin, progress: p }
+        return { file: undefined, readable: () => process.stdin, progress: progress() }
       }
       if (!info.gzip) {
-        // read ahead of the parser by one chunk at most: its bytes stand for the bytes read
-        const p = progress(() => p.xmlBytes)
         return {
           file: { path: info.file, start: fromByte },
           readable: lazily(() => fs.createReadStream(info.file, { highWaterMark: READ_CHUNK, start: fromByte })),
-          progress: p
+          progress: progress()
         }
       }
       let source: fs.ReadStream | undefined
