@@ -20,6 +20,7 @@ interface ResultJson {
     readonly stages: ReadonlyArray<StageReport>
     readonly ratios: Record<string, number>
     readonly finalizeVsSql?: { readonly firstLoad?: { readonly ratio: number } }
+    readonly python: { readonly measuredHere?: { readonly ingest?: number } }
     readonly chart?: string
     readonly e2eTrace?: { readonly rssMb: ReadonlyArray<unknown> }
   }>
@@ -109,6 +110,15 @@ describe("npm run bench", () => {
         assert.isAbove(size.finalizeVsSql!.firstLoad!.ratio, 0)
         assert.include(r.stdout, "finalize / its SQL run by psql -f")
       }
+
+      // the seed's Python design, where this machine's Python has lxml and psycopg2
+      const seed = byId.get("6")!
+      if (seed.skipped === undefined) {
+        assert.strictEqual(seed.rows, size.input.rows, "the Python baseline loads the same rows")
+        assert.strictEqual(seed.runs[0]!.detail!["rejects"], 0)
+        assert.isAbove(size.python.measuredHere!.ingest!, 0)
+        assert.include(r.stdout, "the seed's Python design on this machine (stage 6)")
+      } else assert.include(seed.skipped, "python3-lxml")
 
       assert.isDefined(size.chart)
       const svg = fs.readFileSync(size.chart!, "utf8")

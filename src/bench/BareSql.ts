@@ -98,7 +98,7 @@ export const psqlAvailable = (): boolean => {
 }
 
 /** The connection URL as libpq variables, so no password shows on a command line. */
-const libpqEnv = (url: string): Record<string, string> => {
+export const libpqEnv = (url: string): Record<string, string> => {
   const u = new URL(url)
   const env: Record<string, string> = {}
   const put = (key: string, value: string | null) => {

@@ -37,6 +37,8 @@ import {
   producerStage,
   rawSaxesStage,
   type RunMeasure,
+  seedPython,
+  seedPythonStage,
   type StageId,
   type Trace
 } from "./Stages.js"
@@ -66,17 +68,19 @@ const repeat = Options.integer("repeat").pipe(
   Options.filterMap((n) => (n > 0 ? Option.some(n) : Option.none()), "--repeat must be a positive integer")
 )
 
-const ALL_STAGES = [1, 2, 3, 4, 5] as const
+const ALL_STAGES = [1, 2, 3, 4, 5, 6] as const
 
 const stages = Options.text("stages").pipe(
-  Options.withDescription("stages to run, e.g. 1,2,4 (1 raw saxes, 2 producer, 3 COPY only, 4 ingest, 5 finalize)"),
-  Options.withDefault("1,2,3,4,5"),
+  Options.withDescription(
+    "stages to run, e.g. 1,2,4 (1 raw saxes, 2 producer, 3 COPY only, 4 ingest, 5 finalize, 6 the seed's Python design)"
+  ),
+  Options.withDefault("1,2,3,4,5,6"),
   Options.filterMap((text) => {
     const picked = text.split(",").map((s) => Number(s.trim()))
     return picked.every((n) => (ALL_STAGES as ReadonlyArray<number>).includes(n))
       ? Option.some(new Set(picked))
       : Option.none()
-  }, "--stages takes numbers from 1 to 5, e.g. 1,2,4")
+  }, "--stages takes numbers from 1 to 6, e.g. 1,2,4")
 )
 
 const dir = Options.text("dir").pipe(
@@ -95,6 +99,8 @@ const eventsPerGroup = Options.integer("events-per-group").pipe(
 )
 
 // == run
+
+const NO_SEED_PYTHON = "no python3 with lxml and psycopg2 here (Debian: apt install python3-lxml python3-psycopg2)"
 
 interface BenchOptions {
   readonly sizes: Option.Option<Array<number>>
@@ -158,6 +164,7 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       }
       if (encoded !== undefined) add("3", yield* copyStage(ctx, input, encoded))
       if (o.stages.has(4) || o.stages.has(5)) runs.push(yield* endToEndStage(ctx, input, merge))
+      if (o.stages.has(6) && ctx.seedPython !== undefined) add("6", yield* seedPythonStage(ctx, input, ctx.seedPython))
     }
     const out: Array<StageReport> = []
     for (const id of ["1", "1n", "2", "2f", "3"] as const) {
@@ -199,6 +206,9 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       chart = path.join(ctx.dir, `e2e-${sizeMb}MB-${runStamp}.svg`)
       fs.writeFileSync(chart, svg)
       fs.writeFileSync(path.join(ctx.dir, `latest-e2e-${sizeMb}MB.svg`), svg)
+    }
+    if (o.stages.has(6)) {
+      out.push(ctx.seedPython === undefined ? skipped("6", NO_SEED_PYTHON) : summarize("6", measures.get("6") ?? []))
     }
     const report = {
       ...sizeReport(sizeMb, describeInput(input), merge === undefined ? undefined : describeInput(merge), out, chart),
@@ -243,8 +253,10 @@ const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>,
       stageMain: path.resolve(here, "StageMain.js"),
       cliNodeFlags: shebangNodeFlags(bin),
       repeat: o.quick ? 1 : o.repeat,
-      bareSql: o.stages.has(5) && psqlAvailable()
+      bareSql: o.stages.has(5) && psqlAvailable(),
+      seedPython: o.stages.has(6) ? seedPython() : undefined
     }
+    if (o.stages.has(6) && ctx.seedPython === undefined) yield* Effect.logWarning(`stage 6 skipped: ${NO_SEED_PYTHON}`)
     const hasFinalize = o.stages.has(5) ? yield* finalizeAvailable(ctx) : false
     if (o.stages.has(5) && !hasFinalize) {
       yield* Effect.logWarning("stage 5 skipped: finalize not available in this build")

@@ -42,6 +42,15 @@ export interface LoadVsPython {
   readonly multiple: number
 }
 
+/** Stage 6's rate and this project's multiples of it, measured in the same run. */
+export interface SeedHere {
+  readonly mbPerSecond: number
+  /** stage 4 / stage 6 */
+  readonly ingest?: number
+  /** (stage 4 + 5a) / stage 6 */
+  readonly firstLoad?: number
+}
+
 export interface SizeReport {
   readonly sizeMb: number
   readonly input: { readonly file: string; readonly bytes: number; readonly groups: number; readonly rows: number }
@@ -56,6 +65,8 @@ export interface SizeReport {
     readonly firstLoad?: LoadVsPython
     /** ingest + finalize of the merge file into the loaded tables */
     readonly mergeLoad?: LoadVsPython
+    /** against the seed's Python design run on this machine (stage 6), not the constant */
+    readonly measuredHere?: SeedHere
   }
   /** finalize against its bare SQL; target ≤ 1.3 */
   readonly finalizeVsSql?: {
@@ -156,6 +167,12 @@ export const sizeReport = (
   const mergeLoad = merge === undefined
     ? undefined
     : loadVsPython(merge.bytes, [measured(stages, "5b"), measured(stages, "5c")])
+  const seed = measured(stages, "6")
+  const seedHere: SeedHere | undefined = seed === undefined ? undefined : {
+    mbPerSecond: seed.mbPerSecond,
+    ...(ingest === undefined ? {} : { ingest: ingest.mbPerSecond / seed.mbPerSecond }),
+    ...(firstLoad === undefined ? {} : { firstLoad: firstLoad.mbPerSecond / seed.mbPerSecond })
+  }
   const vsFirst = finalizeVsSql(measured(stages, "5a"), measured(stages, "5as"))
   const vsMerge = finalizeVsSql(measured(stages, "5c"), measured(stages, "5cs"))
   return {
@@ -168,7 +185,8 @@ export const sizeReport = (
     python: {
       baselineMbPerSecond: PYTHON_BASELINE_MBPS,
       ...(firstLoad === undefined ? {} : { firstLoad }),
-      ...(mergeLoad === undefined ? {} : { mergeLoad })
+      ...(mergeLoad === undefined ? {} : { mergeLoad }),
+      ...(seedHere === undefined ? {} : { measuredHere: seedHere })
     },
     ...(vsFirst === undefined && vsMerge === undefined ? {} : {
       finalizeVsSql: {
@@ -236,6 +254,17 @@ export const formatSize = (r: SizeReport, repeat: number): string => {
       ]
   lines.push(...py("ingest + finalize, first load", r.python.firstLoad))
   lines.push(...py("ingest + finalize, merge load", r.python.mergeLoad))
+  const here = r.python.measuredHere
+  if (here !== undefined) {
+    const multiples = [
+      ...(here.ingest === undefined ? [] : [`ingest ${fixed(here.ingest, 2)}×`]),
+      ...(here.firstLoad === undefined ? [] : [`ingest + finalize ${fixed(here.firstLoad, 2)}× (target ≥ 2.5×)`])
+    ]
+    lines.push(
+      `the seed's Python design on this machine (stage 6): ${fixed(here.mbPerSecond, 1)} MB/s` +
+        (multiples.length === 0 ? "" : `; against it: ${multiples.join(", ")}`)
+    )
+  }
   const vs = (name: string, v: FinalizeVsSql | undefined) =>
     v === undefined ? [] : [
       `${name} ${fixed(v.ratio, 2)}×` +

@@ -5,18 +5,20 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { defaults } from "../config/Settings.js"
 import { qualify, quoteIdent } from "../db/Identifiers.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
 import { recordShapes } from "../shape/Shape.js"
-import { runBareSql } from "./BareSql.js"
+import { libpqEnv, runBareSql } from "./BareSql.js"
 import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Child.js"
 import type { InputFile } from "./Inputs.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
-export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs"
+export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs" | "6"
 
 export const stageNames: Record<StageId, string> = {
   "1": "raw saxes, default options",
@@ -29,7 +31,8 @@ export const stageNames: Record<StageId, string> = {
   "5as": "its SQL alone, psql -f",
   "5b": "ingest CLI, merge file",
   "5c": "finalize, merge load",
-  "5cs": "its SQL alone, psql -f"
+  "5cs": "its SQL alone, psql -f",
+  "6": "the seed's Python design, load only"
 }
 
 /** One run of one stage. */
@@ -68,6 +71,8 @@ export interface BenchContext {
   readonly repeat: number
   /** run finalize's statements through psql on a twin schema too (stages 5a', 5c') */
   readonly bareSql: boolean
+  /** the Python that runs stage 6, when one here has lxml and psycopg2 */
+  readonly seedPython: string | undefined
 }
 
 let schemaCounter = 0
@@ -347,3 +352,77 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
       })
       return yield* (twin === undefined ? body : withSchema(ctx, () => body, twin))
     }))
+
+// == the seed's Python design
+
+/** The seed's load phase in Python (lxml iterparse, psycopg2 COPY, writer processes). */
+const SEED_SCRIPT = fileURLToPath(new URL("../../scripts/seed_baseline.py", import.meta.url))
+
+/** The first Python here that has lxml and psycopg2 (Debian: python3-lxml, python3-psycopg2), if any. */
+export const seedPython = (): string | undefined =>
+  ["python3", "/usr/bin/python3"].find((python) => {
+    try {
+      return spawnSync(python, ["-c", "import lxml, psycopg2"], { stdio: "ignore" }).status === 0
+    } catch {
+      return false
+    }
+  })
+
+interface SeedOutcome {
+  readonly rows: number
+  readonly rejects: number
+  readonly batches: number
+}
+
+/**
+ * Stage 6: the seed's Python design loading `input` into staging tables of a fresh schema,
+ * with the same writer count and batch limits; timed like stage 4, spawn to exit. Its
+ * writers are processes of their own: peak RSS is the largest process's.
+ */
+export const seedPythonStage = (ctx: BenchContext, input: InputFile, python: string) =>
+  Effect.acquireUseRelease(
+    Effect.sync(() => `xml2pg_bench_${process.pid}_${++schemaCounter}_py`),
+    (schema) =>
+      Effect.gen(function*() {
+        yield* Effect.logInfo(`stage 6: the seed's Python design loads ${path.basename(input.file)} into ${schema}`)
+        const measured = yield* runMeasured({
+          args: [
+            python,
+            SEED_SCRIPT,
+            "--schema",
+            schema,
+            "--file",
+            input.file,
+            "--writers",
+            String(defaults.writers),
+            "--batch-rows",
+            String(defaults.batchRows),
+            "--batch-bytes",
+            String(defaults.batchBytes)
+          ],
+          env: { ...ctx.env, ...libpqEnv(urlOf(ctx)) },
+          cwd: ctx.dir,
+          executable: true
+        })
+        const last = measured.stdout.trim().split("\n").pop() ?? ""
+        if (measured.code !== 0 || !last.startsWith("{")) {
+          return yield* new BenchError({
+            message: `the seed's Python design failed (exit ${measured.code ?? measured.signal}): ${tail(measured.stderr)}`
+          })
+        }
+        const outcome = JSON.parse(last) as SeedOutcome
+        const run: RunMeasure = {
+          seconds: measured.wallSeconds,
+          processSeconds: measured.wallSeconds,
+          rows: outcome.rows,
+          xmlBytes: input.bytes,
+          peakRssKb: measured.peakRssKb,
+          detail: { rejects: outcome.rejects, batches: outcome.batches }
+        }
+        return run
+      }),
+    (schema) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`drop schema if exists ${quoteIdent(schema)} cascade`)).pipe(
+        Effect.catchAll((e) => Effect.logWarning(`could not drop schema ${schema}: ${e.message}`))
+      )
+  )
