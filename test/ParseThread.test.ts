@@ -7,12 +7,14 @@ import * as path from "node:path"
 import * as zlib from "node:zlib"
 import type { Batch } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
+import { toWire } from "../src/shape/Shape.js"
 import { workerBatches } from "../src/xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../src/xml/Producer.js"
 import { batches, inspectInput, openInput } from "../src/xml/XmlSource.js"
 import { tmpDir, writeXml } from "./utils.js"
 
 const dir = tmpDir()
+const groupsWire = toWire(GroupsDocument)!
 const plain = path.join(dir, "groups.xml")
 writeXml(plain, { groups: 2000, eventsPerGroup: 2, seed: 5 })
 const gzip = path.join(dir, "groups.xml.gz")
@@ -48,7 +50,7 @@ const load = (file: string, worker: boolean, resumeAt?: ResumePoint) =>
   Effect.gen(function*() {
     const info = yield* inspectInput(file)
     const input = yield* openInput(info, resumeAt?.byte ?? 0)
-    const stream = worker ? workerBatches(input, "groups", options(file, resumeAt)) : batches(input, options(file, resumeAt))
+    const stream = worker ? workerBatches(input, groupsWire, options(file, resumeAt)) : batches(input, options(file, resumeAt))
     const out = Chunk.toReadonlyArray(yield* Stream.runCollect(stream)).map(plainBatch)
     return { out, xmlBytes: input.progress.xmlBytes, records: input.progress.records }
   })
@@ -80,7 +82,7 @@ describe("parse worker", () => {
       const input = yield* openInput(yield* inspectInput(long))
       const regions = new Set<ArrayBufferLike>()
       let pieces = 0
-      const out = yield* Stream.runCollect(Stream.map(workerBatches(input, "groups", options(long)), (b) => {
+      const out = yield* Stream.runCollect(Stream.map(workerBatches(input, groupsWire, options(long)), (b) => {
         const copied = plainBatch(b)
         for (const t of b.tables) for (const c of t.chunks) regions.add(c.buffer)
         pieces += b.tables.reduce((n, t) => n + t.chunks.length, 0)
@@ -99,7 +101,7 @@ describe("parse worker", () => {
       const openFds = () => fs.readdirSync("/proc/self/fd").length
       const before = openFds()
       const input = yield* openInput(yield* inspectInput(plain))
-      const first = yield* Stream.runCollect(Stream.take(workerBatches(input, "groups", options(plain)), 1))
+      const first = yield* Stream.runCollect(Stream.take(workerBatches(input, groupsWire, options(plain)), 1))
       assert.strictEqual(Chunk.size(first), 1)
       assert.strictEqual(openFds(), before)
     }))
@@ -108,7 +110,7 @@ describe("parse worker", () => {
     Effect.gen(function*() {
       const progress = { sourceBytes: () => 0, xmlBytes: 0, records: 0, rejects: 0, sourceSize: undefined }
       const input = { file: { path: dir, start: 0 }, readable: () => assert.fail("not read on the main thread"), progress }
-      const error = yield* Stream.runDrain(workerBatches(input, "groups", options(dir))).pipe(Effect.flip)
+      const error = yield* Stream.runDrain(workerBatches(input, groupsWire, options(dir))).pipe(Effect.flip)
       assert.strictEqual(error._tag, "ReadError")
       assert.strictEqual(error.message, `cannot read ${dir}: EISDIR: illegal operation on a directory, read`)
     }))

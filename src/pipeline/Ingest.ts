@@ -28,9 +28,8 @@ import {
 } from "../db/Staging.js"
 import { causeMessage, type DbError, type ReadError, type RejectsWriteError, type XmlParseError } from "../Errors.js"
 import * as Metrics from "../metrics/Metrics.js"
-import { type DocumentShape, recordShapes } from "../shape/Shape.js"
+import { type DocumentShape, recordShapes, toWire } from "../shape/Shape.js"
 import { workerBatches } from "../xml/ParseThread.js"
-import { workerShapeName } from "../xml/WorkerShapes.js"
 import type { ResumePoint } from "../xml/Producer.js"
 import { batches, type InputInfo, inspectInput, openInput } from "../xml/XmlSource.js"
 import type { Batch } from "./Batch.js"
@@ -289,10 +288,9 @@ const load = (
       recover: !settings.strict,
       ...(resumeAt === undefined ? {} : { resumeAt })
     }
-    const shapeName = settings.parseWorker ? workerShapeName(doc) : undefined
-    const parsed = shapeName === undefined
-      ? batches(input, producerOptions)
-      : workerBatches(input, shapeName, producerOptions)
+    // a shape with a check of the user's own cannot cross to the worker: it parses here
+    const wire = settings.parseWorker ? toWire(doc) : undefined
+    const parsed = wire === undefined ? batches(input, producerOptions) : workerBatches(input, wire, producerOptions)
     const source = parsed.pipe(
       // batches an earlier attempt committed are skipped, their memory handed back
       Stream.filter((batch) => {

@@ -16,19 +16,45 @@ import { checkId, checkIntRange, checkTimestamp } from "./Values.js"
 export interface ValueType {
   readonly sql: string
   readonly check: (raw: string) => string | undefined
+  /**
+   * Which built-in type this is. A check is a function and cannot cross to the parse
+   * worker; a shape whose types all have a spec is rebuilt there from specs, any other
+   * shape is parsed on the main thread.
+   */
+  readonly spec?: ValueTypeSpec
 }
+
+/**
+ * A built-in value type as plain data.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type ValueTypeSpec =
+  | { readonly _tag: "id" | "text" | "nonEmptyText" | "timestamptz" }
+  | { readonly _tag: "smallint"; readonly min: number; readonly max: number }
+
+const checkNonEmpty = (s: string): string | undefined => (s.length === 0 ? "empty" : undefined)
 
 /**
  * @since 0.1.0
  * @category constructors
  */
 export const ValueType = {
-  id: { sql: "bigint", check: checkId } satisfies ValueType,
-  text: { sql: "text", check: () => undefined } satisfies ValueType,
-  nonEmptyText: { sql: "text", check: (s: string) => (s.length === 0 ? "empty" : undefined) } satisfies ValueType,
-  timestamptz: { sql: "timestamptz", check: checkTimestamp } satisfies ValueType,
-  smallint: (min: number, max: number): ValueType => ({ sql: "smallint", check: checkIntRange(min, max) })
+  id: { sql: "bigint", check: checkId, spec: { _tag: "id" } } satisfies ValueType,
+  text: { sql: "text", check: () => undefined, spec: { _tag: "text" } } satisfies ValueType,
+  nonEmptyText: { sql: "text", check: checkNonEmpty, spec: { _tag: "nonEmptyText" } } satisfies ValueType,
+  timestamptz: { sql: "timestamptz", check: checkTimestamp, spec: { _tag: "timestamptz" } } satisfies ValueType,
+  smallint: (min: number, max: number): ValueType => ({
+    sql: "smallint",
+    check: checkIntRange(min, max),
+    spec: { _tag: "smallint", min, max }
+  })
 } as const
+
+/** The built-in type a spec stands for. */
+const fromSpec = (spec: ValueTypeSpec): ValueType =>
+  spec._tag === "smallint" ? ValueType.smallint(spec.min, spec.max) : ValueType[spec._tag]
 
 /**
  * Where a column's value comes from: an attribute of the record element, the text of a
@@ -153,3 +179,60 @@ export const stagingPrefix: ReadonlyArray<{ readonly name: string; readonly sql:
   { name: "batch_seq", sql: "integer" },
   { name: "ord", sql: "bigint" }
 ]
+
+/**
+ * A document shape as plain data, its value types as specs: what crosses to a parse worker.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface WireDocument {
+  readonly root: string
+  readonly record: WireRecord
+}
+
+interface WireRecord extends Omit<RecordShape, "columns" | "children"> {
+  readonly columns: ReadonlyArray<Omit<Column, "type"> & { readonly type: ValueTypeSpec }>
+  readonly children: ReadonlyArray<WireRecord>
+}
+
+/**
+ * `doc` as plain data, or undefined when one of its types is not built in (its check is
+ * the user's own function).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const toWire = (doc: DocumentShape): WireDocument | undefined => {
+  const record = (r: RecordShape): WireRecord | undefined => {
+    const columns: Array<WireRecord["columns"][number]> = []
+    for (const c of r.columns) {
+      if (c.type.spec === undefined) return undefined
+      columns.push({ ...c, type: c.type.spec })
+    }
+    const children: Array<WireRecord> = []
+    for (const child of r.children) {
+      const wire = record(child)
+      if (wire === undefined) return undefined
+      children.push(wire)
+    }
+    return { ...r, columns, children }
+  }
+  const wire = record(doc.record)
+  return wire === undefined ? undefined : { root: doc.root, record: wire }
+}
+
+/**
+ * The shape `toWire` described, its types rebuilt.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const fromWire = (wire: WireDocument): DocumentShape => {
+  const record = (r: WireRecord): RecordShape => ({
+    ...r,
+    columns: r.columns.map((c) => ({ ...c, type: fromSpec(c.type) })),
+    children: r.children.map(record)
+  })
+  return { root: wire.root, record: record(wire.record) }
+}

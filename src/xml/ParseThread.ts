@@ -16,17 +16,18 @@ import * as fs from "node:fs"
 import { Worker } from "node:worker_threads"
 import { ReadError, XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
+import type { WireDocument } from "../shape/Shape.js"
 import type { ProducerOptions } from "./Producer.js"
 import { MainRegions, type NewRegion, regionIds, type WirePiece } from "./SharedPieces.js"
 import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /**
- * What a worker is started with: its shape by name (see WorkerShapes.ts), the rest of the
- * options, and a plain file to read itself: a descriptor the main thread opened (and
+ * What a worker is started with: its shape as plain data (see `toWire` in Shape.ts), the
+ * rest of the options, and a plain file to read itself: a descriptor the main thread opened (and
  * closes, even when it terminates the worker) and the byte to start at.
  */
 export interface WorkerInit {
-  readonly shape: string
+  readonly shape: WireDocument
   readonly options: Omit<ProducerOptions, "doc">
   readonly file: { readonly fd: number; readonly start: number } | undefined
 }
@@ -120,15 +121,15 @@ class Inbox {
 }
 
 /**
- * The batches of one input, parsed on a worker thread and pulled on demand. `shape` names
- * the document shape (see WorkerShapes.ts).
+ * The batches of one input, parsed on a worker thread and pulled on demand. `shape` is
+ * `options.doc` as plain data (`toWire`).
  *
  * @since 0.1.0
  * @category producer
  */
 export const workerBatches = (
   input: OpenedInput,
-  shape: string,
+  shape: WireDocument,
   options: ProducerOptions
 ): Stream.Stream<Batch, ReadError | XmlParseError> =>
   Stream.unwrapScoped(Effect.gen(function*() {

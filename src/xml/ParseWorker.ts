@@ -8,15 +8,15 @@ import * as fs from "node:fs"
 import { parentPort, workerData } from "node:worker_threads"
 import { causeMessage } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
+import { fromWire } from "../shape/Shape.js"
 import type { FromWorker, ToWorker, WireBatch, WorkerInit } from "./ParseThread.js"
 import { Producer, READ_CHUNK, toParseError } from "./Producer.js"
 import { WorkerRegions } from "./SharedPieces.js"
-import { workerShapes } from "./WorkerShapes.js"
 
 const init = workerData as WorkerInit
 const port = parentPort!
 const regions = new WorkerRegions()
-const producer = new Producer({ ...init.options, doc: workerShapes[init.shape]! }, regions)
+const producer = new Producer({ ...init.options, doc: fromWire(init.shape) }, regions)
 
 /** `transfer` collects the buffers of pieces too large for a shared region. */
 const toWire = (batch: Batch, transfer: Array<ArrayBuffer>): WireBatch => ({
