@@ -41,7 +41,8 @@ export {
   parentKey,
   type RecordShape,
   recordShapes,
-  ValueType
+  ValueType,
+  type ValueTypeSpec
 } from "./shape/Shape.js"
 export type { Reject } from "./xml/RecordParser.js"
 export { type IngestRequest, Xml2Pg } from "./Xml2Pg.js"

@@ -145,13 +145,13 @@ const withSchema = <A, E, R>(
   Effect.acquireUseRelease(
     Effect.as(cli(ctx, ["init", "--schema", name]), name),
     use,
-    (schema) =>
-      Effect.gen(function*() {
-        const sql = yield* SqlClient.SqlClient
-        yield* sql.unsafe(`drop schema if exists ${quoteIdent(schema)} cascade`)
-      }).pipe(
-        Effect.catchAll((e) => Effect.logWarning(`could not drop schema ${schema}: ${e.message}`))
-      )
+    dropSchema
+  )
+
+/** Drops a schema the bench made; a failure is only logged. */
+const dropSchema = (schema: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`drop schema if exists ${quoteIdent(schema)} cascade`)).pipe(
+    Effect.catchAll((e) => Effect.logWarning(`could not drop schema ${schema}: ${e.message}`))
   )
 
 /**
@@ -421,8 +421,5 @@ export const seedPythonStage = (ctx: BenchContext, input: InputFile, python: str
         }
         return run
       }),
-    (schema) =>
-      Effect.flatMap(SqlClient.SqlClient, (sql) => sql.unsafe(`drop schema if exists ${quoteIdent(schema)} cascade`)).pipe(
-        Effect.catchAll((e) => Effect.logWarning(`could not drop schema ${schema}: ${e.message}`))
-      )
+    dropSchema
   )
