@@ -125,6 +125,9 @@ describe("a document shape of one's own", () => {
     assert.strictEqual(cents.check("30001"), "not an integer in 0..30000")
     assert.strictEqual(rebuilt.record.columns[2]!.type.check("yesterday"), Item.columns[2]!.type.check("yesterday"))
     assert.isUndefined(toWire(OwnCheck), "a check of the user's own stays on the main thread")
+    // a user's shape object may carry more than the shape: only the shape crosses
+    const extra = { ...Item, describe: () => "an item" } as RecordShape
+    assert.deepStrictEqual(structuredClone(toWire({ root: "catalog", record: extra })), wire)
   })
 
   it.live("is parsed on the worker into the same batches as on the main thread, rejects included", () =>

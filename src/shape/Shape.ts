@@ -208,7 +208,7 @@ export const toWire = (doc: DocumentShape): WireDocument | undefined => {
     const columns: Array<WireRecord["columns"][number]> = []
     for (const c of r.columns) {
       if (c.type.spec === undefined) return undefined
-      columns.push({ ...c, type: c.type.spec })
+      columns.push({ name: c.name, source: c.source, type: c.type.spec, required: c.required })
     }
     const children: Array<WireRecord> = []
     for (const child of r.children) {
@@ -216,7 +216,9 @@ export const toWire = (doc: DocumentShape): WireDocument | undefined => {
       if (wire === undefined) return undefined
       children.push(wire)
     }
-    return { ...r, columns, children }
+    // the known fields only: anything else a user's object carries need not be cloneable
+    const { element, key, stagingTable, table } = r
+    return { element, table, stagingTable, key, columns, children }
   }
   const wire = record(doc.record)
   return wire === undefined ? undefined : { root: doc.root, record: wire }

@@ -23,8 +23,8 @@ import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /**
  * What a worker is started with: its shape as plain data (see `toWire` in Shape.ts), the
- * rest of the options, and a plain file to read itself: a descriptor the main thread opened (and
- * closes, even when it terminates the worker) and the byte to start at.
+ * rest of the options, and a plain file to read itself: a descriptor the main thread
+ * opened (and closes, even when it terminates the worker) and the byte to start at.
  */
 export interface WorkerInit {
   readonly shape: WireDocument
