@@ -3,6 +3,7 @@
  * counted and dropped, no database.
  */
 import * as fs from "node:fs"
+import * as v8 from "node:v8"
 import { defaults } from "../config/Settings.js"
 import type { Batch } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
@@ -47,6 +48,7 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
     rows,
     rejects,
     maxRssKb: process.resourceUsage().maxRSS,
-    detail: { batches, encodedBytes }
+    // the V8 heap limit shows which flags the child ran under (stage 2' takes the CLI's caps)
+    detail: { batches, encodedBytes, heapLimitMb: Math.round(v8.getHeapStatistics().heap_size_limit / 2 ** 20) }
   }
 }
