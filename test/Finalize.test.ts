@@ -356,6 +356,45 @@ layer(TestLoader(newSchema()), { excludeTestServices: true, timeout: 120_000 })(
       })
     ))
 
+  it.effect("a first load with no key staged twice loads every row as staged, orphans set aside", () =>
+    withSchema((schema) =>
+      Effect.gen(function*() {
+        const groups: Array<G> = [
+          { id: 1, code: "A", name: "one", createdAt: ts(1), events: [
+            { id: 1, type: "a", occurredAt: ts(2), severity: 3, payload: "p\tq" },
+            { id: 2, type: "b", occurredAt: ts(3) }
+          ] },
+          { id: 2, code: "B", name: "two", description: "d", createdAt: ts(4), events: [
+            { id: 3, type: "c", occurredAt: ts(5) }
+          ] },
+          { id: 3, code: "C", name: "three", createdAt: ts(6), events: [{ id: 4, type: "d", occurredAt: ts(7) }] }
+        ]
+        yield* ingest(schema, writeGroups(groups))
+        // group 2 leaves staging: its event 3 names a parent that exists nowhere
+        const sql = yield* SqlClient.SqlClient
+        yield* sql.unsafe(`delete from ${qualify(schema, "stg_group_event")} where group_id = 2`)
+
+        const report = yield* run(schema)
+        assert.strictEqual(report.mode, "first-load")
+        assert.deepStrictEqual(tableReport(report, "event"), {
+          staged: 4,
+          duplicates: 0,
+          orphans: 1,
+          orphansKept: 0,
+          inserted: 3,
+          updated: 0,
+          unchanged: 0
+        })
+        assert.strictEqual(tableReport(report, "group_event").inserted, 2)
+        yield* assertFinal(schema, applyGroups(emptyExpected(), [groups[0]!, groups[2]!]))
+        const orphans = yield* sql.unsafe<{ record_id: string }>(
+          `select record_id from ${qualify(schema, "xml2pg_orphan")}`
+        )
+        assert.deepStrictEqual(orphans.map((o) => o.record_id), ["3"])
+        assert.include(report.steps.map((s) => s.step), "count keys event")
+      })
+    ))
+
   it.effect("orphans are set aside with their reason; an existing final row is kept", () =>
     withSchema((schema) =>
       Effect.gen(function*() {
