@@ -14,7 +14,9 @@
  * - Later loads: `INSERT … ON CONFLICT (key) DO UPDATE … WHERE` the row differs, parents
  *   before children, so an identical re-run updates nothing.
  * - Winners: `DISTINCT ON (key) … ORDER BY key, run_id DESC, ord DESC`, one sort per
- *   table with a generous `work_mem` (set per transaction, never globally).
+ *   table with a generous `work_mem` (set per transaction, never globally). On a first
+ *   load where no key was staged twice (counted over the keys alone), the staged rows
+ *   are the winners and load without that sort of whole rows.
  * - Orphans: a child whose winning occurrence names a parent key found neither among the
  *   parent's winners nor in the parent's final table. It is not loaded; it goes to
  *   `xml2pg_orphan` with the reason. If the child's key is already in its final table,
