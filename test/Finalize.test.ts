@@ -356,6 +356,11 @@ layer(TestLoader(newSchema()), { excludeTestServices: true, timeout: 120_000 })(
       })
     ))
 
+  /** Takes a group out of staging, so that its events name a parent that exists nowhere. */
+  const unstageGroup = (schema: string, id: number) =>
+    Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql.unsafe(`delete from ${qualify(schema, "stg_group_event")} where group_id = ${id}`))
+
   it.effect("a first load with no key staged twice loads every row as staged, orphans set aside", () =>
     withSchema((schema) =>
       Effect.gen(function*() {
@@ -371,8 +376,7 @@ layer(TestLoader(newSchema()), { excludeTestServices: true, timeout: 120_000 })(
         ]
         yield* ingest(schema, writeGroups(groups))
         // group 2 leaves staging: its event 3 names a parent that exists nowhere
-        const sql = yield* SqlClient.SqlClient
-        yield* sql.unsafe(`delete from ${qualify(schema, "stg_group_event")} where group_id = 2`)
+        yield* unstageGroup(schema, 2)
 
         const report = yield* run(schema)
         assert.strictEqual(report.mode, "first-load")
@@ -387,7 +391,7 @@ layer(TestLoader(newSchema()), { excludeTestServices: true, timeout: 120_000 })(
         })
         assert.strictEqual(tableReport(report, "group_event").inserted, 2)
         yield* assertFinal(schema, applyGroups(emptyExpected(), [groups[0]!, groups[2]!]))
-        const orphans = yield* sql.unsafe<{ record_id: string }>(
+        const orphans = yield* (yield* SqlClient.SqlClient).unsafe<{ record_id: string }>(
           `select record_id from ${qualify(schema, "xml2pg_orphan")}`
         )
         assert.deepStrictEqual(orphans.map((o) => o.record_id), ["3"])
@@ -415,8 +419,7 @@ layer(TestLoader(newSchema()), { excludeTestServices: true, timeout: 120_000 })(
         ]
         const [s2] = yield* ingest(schema, writeGroups(second))
         // group 7 disappears from staging: its events now belong to a group that exists nowhere
-        const sql = yield* SqlClient.SqlClient
-        yield* sql.unsafe(`delete from ${qualify(schema, "stg_group_event")} where group_id = 7`)
+        yield* unstageGroup(schema, 7)
 
         const report = yield* run(schema)
         assert.strictEqual(report.mode, "merge")
@@ -432,6 +435,7 @@ layer(TestLoader(newSchema()), { excludeTestServices: true, timeout: 120_000 })(
         const expected = applyGroups(emptyExpected(), first)
         applyGroups(expected, [{ ...second[1]! }])
         yield* assertFinal(schema, expected)
+        const sql = yield* SqlClient.SqlClient
         const orphans = yield* sql.unsafe<{
           record_id: string
           parent_id: string
