@@ -164,7 +164,8 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       }
       if (encoded !== undefined) add("3", yield* copyStage(ctx, input, encoded))
       if (o.stages.has(4) || o.stages.has(5)) runs.push(yield* endToEndStage(ctx, input, merge))
-      if (o.stages.has(6) && ctx.seedPython !== undefined) add("6", yield* seedPythonStage(ctx, input, ctx.seedPython))
+      // set only when stage 6 was asked for and a Python here can run it
+      if (ctx.seedPython !== undefined) add("6", yield* seedPythonStage(ctx, input, ctx.seedPython))
     }
     const out: Array<StageReport> = []
     for (const id of ["1", "1n", "2", "2f", "3"] as const) {

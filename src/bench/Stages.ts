@@ -77,6 +77,9 @@ export interface BenchContext {
 
 let schemaCounter = 0
 
+/** A fresh name for a schema of this bench process: `xml2pg_bench_<pid>_<n>`. */
+const newSchemaName = () => `xml2pg_bench_${process.pid}_${++schemaCounter}`
+
 // == children
 
 const stageChild = (
@@ -140,7 +143,7 @@ export const finalizeAvailable = (ctx: BenchContext) =>
 const withSchema = <A, E, R>(
   ctx: BenchContext,
   use: (schema: string) => Effect.Effect<A, E, R>,
-  name = `xml2pg_bench_${process.pid}_${++schemaCounter}`
+  name = newSchemaName()
 ) =>
   Effect.acquireUseRelease(
     Effect.as(cli(ctx, ["init", "--schema", name]), name),
@@ -203,6 +206,7 @@ const startupOf = (measured: Measured): number | undefined =>
 const progressOf = (measured: Measured): Array<ProgressPoint> =>
   logTimes(measured, /^progress: read ([\d.]+) MB/).map(({ match, t }) => ({ t, mb: Number(match[1]) }))
 
+/** A run timed spawn to exit: the CLI's, or stage 6's Python (which logs no start-up line). */
 const cliRun = (measured: Measured, input: InputFile, rows: number, detail?: Record<string, unknown>): RunMeasure => {
   const startup = startupOf(measured)
   return {
@@ -381,7 +385,7 @@ interface SeedOutcome {
  */
 export const seedPythonStage = (ctx: BenchContext, input: InputFile, python: string) =>
   Effect.acquireUseRelease(
-    Effect.sync(() => `xml2pg_bench_${process.pid}_${++schemaCounter}_py`),
+    Effect.sync(newSchemaName),
     (schema) =>
       Effect.gen(function*() {
         yield* Effect.logInfo(`stage 6: the seed's Python design loads ${path.basename(input.file)} into ${schema}`)
@@ -411,15 +415,7 @@ export const seedPythonStage = (ctx: BenchContext, input: InputFile, python: str
           })
         }
         const outcome = JSON.parse(last) as SeedOutcome
-        const run: RunMeasure = {
-          seconds: measured.wallSeconds,
-          processSeconds: measured.wallSeconds,
-          rows: outcome.rows,
-          xmlBytes: input.bytes,
-          peakRssKb: measured.peakRssKb,
-          detail: { rejects: outcome.rejects, batches: outcome.batches }
-        }
-        return run
+        return cliRun(measured, input, outcome.rows, { rejects: outcome.rejects, batches: outcome.batches })
       }),
     dropSchema
   )
