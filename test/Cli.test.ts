@@ -58,6 +58,34 @@ describe("xml2pg CLI", () => {
     assert.include(xml2pg(["ingest", "--help"]).stdout, "--batch-rows")
   })
 
+  it("keeps a V8 code cache of its bundle under XDG_CACHE_HOME; a corrupt one is replaced, a disabled one never written", () => {
+    const home = tmpDir()
+    const env = { ...baseEnv(), XDG_CACHE_HOME: home }
+    const version = JSON.parse(fs.readFileSync("package.json", "utf8")).version as string
+    const cached = () => fs.readdirSync(path.join(home, "xml2pg")).map((f) => path.join(home, "xml2pg", f))
+    const first = xml2pg(["--version"], { env })
+    assert.strictEqual(first.code, 0, first.stderr)
+    assert.strictEqual(first.stdout.trim(), version)
+    const [file, ...others] = cached()
+    assert.deepStrictEqual(others, [])
+    assert.match(path.basename(file!), /^cli-[0-9a-f]{20}\.v8$/)
+    assert.isAbove(fs.statSync(file!).size, 100_000)
+    // accepted by V8: a rejected cache would be written again, as a new file
+    const inode = fs.statSync(file!).ino
+    assert.strictEqual(xml2pg(["--version"], { env }).stdout.trim(), version)
+    assert.deepStrictEqual(cached(), [file])
+    assert.strictEqual(fs.statSync(file!).ino, inode)
+    // garbage in the cache: V8 rejects it, the CLI runs all the same and writes a good one
+    fs.writeFileSync(file!, Buffer.alloc(fs.statSync(file!).size, 7))
+    const corrupt = xml2pg(["init"], { env: { ...env, XML2PG_SCHEMA: schema } })
+    assert.strictEqual(corrupt.code, 0, corrupt.stderr)
+    assert.notStrictEqual(fs.readFileSync(file!)[100], 7)
+    const off = tmpDir()
+    const disabled = xml2pg(["--version"], { env: { ...env, XDG_CACHE_HOME: off, NODE_DISABLE_COMPILE_CACHE: "1" } })
+    assert.strictEqual(disabled.stdout.trim(), version)
+    assert.deepStrictEqual(fs.readdirSync(off), [])
+  })
+
   it("init is idempotent", () => {
     for (let i = 0; i < 2; i++) {
       const r = xml2pg(["init", "--schema", schema])

@@ -30,7 +30,7 @@ describe.skipIf(skip)("npm pack", () => {
     assert.strictEqual(pack.code, 0, pack.output)
     const [info] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>
     const files = info!.files.map((f) => f.path)
-    for (const f of ["package.json", "README.md", "dist/bin.js", "dist/ParseWorker.js", "dist/index.js", "dist/index.d.ts"]) {
+    for (const f of ["package.json", "README.md", "dist/bin.js", "dist/cli.cjs", "dist/ParseWorker.js", "dist/index.js", "dist/index.d.ts"]) {
       assert.include(files, f)
     }
     assert.isFalse(files.some((f) => f.startsWith("src/") || f.startsWith("test/") || f.endsWith(".map")))

