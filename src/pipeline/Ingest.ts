@@ -29,9 +29,9 @@ import {
 import { causeMessage, type DbError, type ReadError, type RejectsWriteError, type XmlParseError } from "../Errors.js"
 import * as Metrics from "../metrics/Metrics.js"
 import { type DocumentShape, recordShapes, toWire } from "../shape/Shape.js"
-import { workerBatches } from "../xml/ParseThread.js"
-import type { ResumePoint } from "../xml/Producer.js"
-import { batches, type InputInfo, inspectInput, openInput } from "../xml/XmlSource.js"
+import { startParseWorker, workerBatches } from "../xml/ParseThread.js"
+import type { ProducerOptions, ResumePoint } from "../xml/Producer.js"
+import { batches, type InputInfo, inspectInput, type OpenedInput, openInput } from "../xml/XmlSource.js"
 import type { Batch } from "./Batch.js"
 import { logProgress, type ProgressReporter } from "./Progress.js"
 import type { RejectsFile } from "./RejectsFile.js"
@@ -161,7 +161,11 @@ export interface IngestOptions {
  */
 export const ingestFile = (file: string, options: IngestOptions) =>
   Effect.gen(function*() {
-    const { settings } = options
+    const { doc, settings } = options
+    // a shape with a check of the user's own cannot cross to the worker: it parses here
+    const wire = settings.parseWorker ? toWire(doc) : undefined
+    // started first, the worker boots while the run is looked up and recorded
+    const worker = wire === undefined ? undefined : yield* startParseWorker
     const info = yield* inspectInput(file)
     const unfinished = info.fingerprint === undefined || info.size === undefined || options.resume === "never"
       ? undefined
@@ -180,7 +184,9 @@ export const ingestFile = (file: string, options: IngestOptions) =>
         queueSize: settings.queueSize
       }
     }))
-    return yield* load(file, options, info, runId, unfinished).pipe(
+    const parse = (input: OpenedInput, producerOptions: ProducerOptions) =>
+      wire === undefined ? batches(input, producerOptions) : workerBatches(input, wire, producerOptions, worker)
+    return yield* load(file, options, info, runId, unfinished, parse).pipe(
       // finalize must not read the staging tables half-loaded: it takes this lock exclusively
       withSchemaLock(settings.schema, "shared", { wait: true }),
       // one loader per run: a second process resuming the same run must not load it twice
@@ -190,14 +196,15 @@ export const ingestFile = (file: string, options: IngestOptions) =>
         () => new ResumeError({ file, reason: `run ${runId} of this file is being loaded by another process` })
       )
     )
-  }).pipe(Effect.withSpan("Ingest.ingestFile", { attributes: { file } }))
+  }).pipe(Effect.scoped, Effect.withSpan("Ingest.ingestFile", { attributes: { file } }))
 
 const load = (
   file: string,
   options: IngestOptions,
   info: InputInfo,
   runId: number,
-  unfinished: UnfinishedRun | undefined
+  unfinished: UnfinishedRun | undefined,
+  parse: (input: OpenedInput, options: ProducerOptions) => Stream.Stream<Batch, ReadError | XmlParseError>
 ) =>
   Effect.gen(function*() {
     const { doc, settings } = options
@@ -279,7 +286,7 @@ const load = (
       )
     let lastBytes = 0
     let tooManyRejects = false
-    const producerOptions = {
+    const producerOptions: ProducerOptions = {
       file,
       doc,
       runId,
@@ -288,10 +295,7 @@ const load = (
       recover: !settings.strict,
       ...(resumeAt === undefined ? {} : { resumeAt })
     }
-    // a shape with a check of the user's own cannot cross to the worker: it parses here
-    const wire = settings.parseWorker ? toWire(doc) : undefined
-    const parsed = wire === undefined ? batches(input, producerOptions) : workerBatches(input, wire, producerOptions)
-    const source = parsed.pipe(
+    const source = parse(input, producerOptions).pipe(
       // batches an earlier attempt committed are skipped, their memory handed back
       Stream.filter((batch) => {
         if (!done.has(batch.seq)) return true

@@ -8,9 +8,13 @@
  * Backpressure: at most IN_FLIGHT chunks are asked of the worker and not yet answered, and
  * the next is asked for only when downstream pulls, so a slow database still holds the
  * reader back.
+ *
+ * A worker can be started ahead of its input (`startParseWorker`): it boots, loading its
+ * code, while the caller does other work, and learns what to parse from its first message.
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import { Worker } from "node:worker_threads"
@@ -22,7 +26,7 @@ import { MainRegions, type NewRegion, regionIds, type WirePiece } from "./Shared
 import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /**
- * What a worker is started with: its shape as plain data (see `toWire` in Shape.ts), the
+ * What a worker is told first: its shape as plain data (see `toWire` in Shape.ts), the
  * rest of the options, and a plain file to read itself: a descriptor the main thread
  * opened (and closes, even when it terminates the worker) and the byte to start at.
  */
@@ -33,10 +37,12 @@ export interface WorkerInit {
 }
 
 /**
- * A chunk of input; `read`: the worker's next chunk of its file; `release`: regions the
- * main thread is done with (not answered); none of them: the end of input.
+ * `init`: what to parse (the first message, not answered); a chunk of input; `read`: the
+ * worker's next chunk of its file; `release`: regions the main thread is done with (not
+ * answered); none of them: the end of input.
  */
 export interface ToWorker {
+  readonly init?: WorkerInit
   readonly chunk?: Uint8Array
   readonly read?: true
   readonly release?: ReadonlyArray<number>
@@ -90,27 +96,30 @@ const revive = (regions: MainRegions, release: (ids: ReadonlyArray<number>) => v
   }
 }
 
-/** Messages from the worker, taken one at a time; a crash of the worker fails the next take. */
-class Inbox {
-  private readonly messages: Array<FromWorker> = []
-  private waiting: ((message: FromWorker) => void) | undefined = undefined
+/** The worker's end, seen on the main thread: it failed or exited before the input's end. */
+interface Crashed {
+  readonly _tag: "Crashed"
+  readonly reason: string
+}
 
-  /** `parsed`: XML bytes the worker has answered for, where a crash of the worker is reported */
-  constructor(worker: Worker, parsed: () => number) {
-    const deliver = (message: FromWorker) => {
+/** Messages from the worker, taken one at a time; a crash of the worker is the last. */
+class Inbox {
+  private readonly messages: Array<FromWorker | Crashed> = []
+  private waiting: ((message: FromWorker | Crashed) => void) | undefined = undefined
+
+  constructor(worker: Worker) {
+    const deliver = (message: FromWorker | Crashed) => {
       const waiting = this.waiting
       this.waiting = undefined
       if (waiting === undefined) this.messages.push(message)
       else waiting(message)
     }
     worker.on("message", deliver)
-    worker.on("error", (e) => deliver({ _tag: "Failed", offset: parsed(), reason: `parse worker failed: ${e.message}` }))
-    worker.on("exit", (code) =>
-      deliver({ _tag: "Failed", offset: parsed(), reason: `parse worker exited with code ${code}` })
-    )
+    worker.on("error", (e) => deliver({ _tag: "Crashed", reason: `parse worker failed: ${e.message}` }))
+    worker.on("exit", (code) => deliver({ _tag: "Crashed", reason: `parse worker exited with code ${code}` }))
   }
 
-  readonly take: Effect.Effect<FromWorker> = Effect.async<FromWorker>((resume) => {
+  readonly take: Effect.Effect<FromWorker | Crashed> = Effect.async<FromWorker | Crashed>((resume) => {
     const next = this.messages.shift()
     if (next !== undefined) return resume(Effect.succeed(next))
     this.waiting = (message) => resume(Effect.succeed(message))
@@ -121,8 +130,35 @@ class Inbox {
 }
 
 /**
+ * A parse worker thread and its inbox, listened to from its start, so no crash goes unseen.
+ *
+ * @since 0.1.0
+ * @category producer
+ */
+export interface ParseWorker {
+  readonly worker: Worker
+  readonly inbox: Inbox
+}
+
+/**
+ * Starts a parse worker for one input, to be given to `workerBatches`; terminated when the
+ * scope closes. Started early, it boots while the caller does other work.
+ *
+ * @since 0.1.0
+ * @category producer
+ */
+export const startParseWorker: Effect.Effect<ParseWorker, never, Scope.Scope> = Effect.map(
+  Effect.acquireRelease(
+    Effect.sync(() => new Worker(workerUrl())),
+    (w) => Effect.promise(() => w.terminate())
+  ),
+  (worker) => ({ worker, inbox: new Inbox(worker) })
+)
+
+/**
  * The batches of one input, parsed on a worker thread and pulled on demand. `shape` is
- * `options.doc` as plain data (`toWire`).
+ * `options.doc` as plain data (`toWire`); `started`: a worker from `startParseWorker`, else
+ * one is started here.
  *
  * @since 0.1.0
  * @category producer
@@ -130,7 +166,8 @@ class Inbox {
 export const workerBatches = (
   input: OpenedInput,
   shape: WireDocument,
-  options: ProducerOptions
+  options: ProducerOptions,
+  started?: ParseWorker
 ): Stream.Stream<Batch, ReadError | XmlParseError> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const { doc: _doc, ...rest } = options
@@ -141,22 +178,21 @@ export const workerBatches = (
       }),
       ({ fd }) => Effect.sync(() => fs.closeSync(fd))
     )
-    const init: WorkerInit = { shape, options: rest, file }
     // V8's heap flags (the CLI's caps) apply to the worker's heap too
-    const worker = yield* Effect.acquireRelease(
-      Effect.sync(() => new Worker(workerUrl(), { workerData: init })),
-      (w) => Effect.promise(() => w.terminate())
-    )
+    const { inbox, worker } = started ?? (yield* startParseWorker)
+    worker.postMessage({ init: { shape, options: rest, file } } satisfies ToWorker)
     const progress = input.progress
-    const inbox = new Inbox(worker, () => progress.xmlBytes)
     const regions = new MainRegions()
     const toBatch = revive(regions, (ids) => worker.postMessage({ release: ids } satisfies ToWorker))
     /** chunks asked of the worker and not answered yet */
     let inFlight = 0
     /** the worker has parsed the end of the input */
     let ended = false
-    const answer = (message: FromWorker) =>
+    const answer = (message: FromWorker | Crashed) =>
       Effect.suspend((): Effect.Effect<Array<Batch>, ReadError | XmlParseError> => {
+        if (message._tag === "Crashed") {
+          return Effect.fail(new XmlParseError({ file: options.file, offset: progress.xmlBytes, reason: message.reason }))
+        }
         if (message._tag === "Failed") {
           return Effect.fail(new XmlParseError({ file: options.file, offset: message.offset, reason: message.reason }))
         }

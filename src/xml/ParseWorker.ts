@@ -1,11 +1,11 @@
 /**
- * Entry of the parse worker thread: runs a Producer over the chunks the main thread posts,
- * or over its file, read a chunk per request, and posts back, per chunk, the batches it
- * completed. The main thread keeps the event loop for the COPY sockets; see
+ * Entry of the parse worker thread: told what to parse by its first message, runs a Producer
+ * over the chunks the main thread posts, or over its file, read a chunk per request, and
+ * posts back, per chunk, the batches it completed. The main thread keeps the event loop for the COPY sockets; see
  * `ParseThread.ts` for the protocol and `SharedPieces.ts` for the batches' memory.
  */
 import * as fs from "node:fs"
-import { parentPort, workerData } from "node:worker_threads"
+import { parentPort } from "node:worker_threads"
 import { causeMessage } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import { fromWire } from "../shape/Shape.js"
@@ -13,10 +13,8 @@ import type { FromWorker, ToWorker, WireBatch, WorkerInit } from "./ParseThread.
 import { Producer, READ_CHUNK, toParseError } from "./Producer.js"
 import { WorkerRegions } from "./SharedPieces.js"
 
-const init = workerData as WorkerInit
 const port = parentPort!
 const regions = new WorkerRegions()
-const producer = new Producer({ ...init.options, doc: fromWire(init.shape) }, regions)
 
 /** `transfer` collects the buffers of pieces too large for a shared region. */
 const toWire = (batch: Batch, transfer: Array<ArrayBuffer>): WireBatch => ({
@@ -49,11 +47,23 @@ const reader = (file: { readonly fd: number; readonly start: number }) => {
   }
 }
 
-const read = init.file === undefined ? undefined : reader(init.file)
+/** The input, from the first message. */
+interface Parsing {
+  readonly file: string
+  readonly producer: Producer
+  readonly read: (() => Uint8Array | undefined) | undefined
+}
+
+const start = (init: WorkerInit): Parsing => ({
+  file: init.options.file,
+  producer: new Producer({ ...init.options, doc: fromWire(init.shape) }, regions),
+  read: init.file === undefined ? undefined : reader(init.file)
+})
+
 let ended = false
 
 /** The batches for one message: its chunk, or the next chunk of the file; without one, the end of input. */
-const parse = (message: ToWorker): Array<Batch> => {
+const parse = ({ producer, read }: Parsing, message: ToWorker): Array<Batch> => {
   if (ended) return []
   const chunk = message.read === undefined ? message.chunk : read!()
   if (chunk !== undefined) return producer.write(chunk)
@@ -61,15 +71,22 @@ const parse = (message: ToWorker): Array<Batch> => {
   return producer.end()
 }
 
+let parsing: Parsing | undefined = undefined
+
 port.on("message", (message: ToWorker) => {
+  if (message.init !== undefined) {
+    parsing = start(message.init)
+    return
+  }
   if (message.release !== undefined) return regions.release(message.release)
+  const current = parsing!
   try {
     const transfer: Array<ArrayBuffer> = []
-    const batches = parse(message).map((b) => toWire(b, transfer))
-    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes: producer.bytes, ended }, transfer)
+    const batches = parse(current, message).map((b) => toWire(b, transfer))
+    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes: current.producer.bytes, ended }, transfer)
   } catch (e) {
     if (e instanceof ReadFailure) return post({ _tag: "ReadFailed", reason: e.reason })
-    const error = toParseError(init.options.file, producer.bytes, e)
+    const error = toParseError(current.file, current.producer.bytes, e)
     post({ _tag: "Failed", offset: error.offset, reason: error.reason })
   }
 })
