@@ -8,7 +8,7 @@ import * as zlib from "node:zlib"
 import type { Batch } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { toWire } from "../src/shape/Shape.js"
-import { workerBatches } from "../src/xml/ParseThread.js"
+import { startParseWorker, workerBatches } from "../src/xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../src/xml/Producer.js"
 import { batches, inspectInput, openInput } from "../src/xml/XmlSource.js"
 import { tmpDir, writeXml } from "./utils.js"
@@ -105,6 +105,20 @@ describe("parse worker", () => {
       assert.strictEqual(Chunk.size(first), 1)
       assert.strictEqual(openFds(), before)
     }))
+
+  it.live("a worker started ahead parses what its first message names, and is stopped when its load ends, before its file closes", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const started = yield* startParseWorker
+      const exited = new Promise<number>((resolve) => started.worker.once("exit", resolve))
+      const main = yield* load(plain, false)
+      const input = yield* openInput(yield* inspectInput(plain))
+      const ahead = Chunk.toReadonlyArray(
+        yield* Stream.runCollect(workerBatches(input, groupsWire, options(plain), started))
+      ).map(plainBatch)
+      assert.deepStrictEqual(ahead, main.out)
+      // the scope holding the worker is still open: the load's end stopped it
+      assert.strictEqual(yield* Effect.promise(() => exited).pipe(Effect.timeout("10 seconds")), 1)
+    })))
 
   it.live("a read error on the worker is a ReadError naming the file and the cause", () =>
     Effect.gen(function*() {

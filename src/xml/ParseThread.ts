@@ -141,8 +141,9 @@ export interface ParseWorker {
 }
 
 /**
- * Starts a parse worker for one input, to be given to `workerBatches`; terminated when the
- * scope closes. Started early, it boots while the caller does other work.
+ * Starts a parse worker for one input, to be given to `workerBatches`, which terminates it
+ * when its stream ends; else it is terminated when the scope closes. Started early, it boots
+ * while the caller does other work.
  *
  * @since 0.1.0
  * @category producer
@@ -180,6 +181,8 @@ export const workerBatches = (
     )
     // V8's heap flags (the CLI's caps) apply to the worker's heap too
     const { inbox, worker } = started ?? (yield* startParseWorker)
+    // stopped before the file closes, as a descriptor number it still reads may be reused (a socket)
+    yield* Effect.addFinalizer(() => Effect.promise(() => worker.terminate()))
     worker.postMessage({ init: { shape, options: rest, file } } satisfies ToWorker)
     const progress = input.progress
     const regions = new MainRegions()
