@@ -8,10 +8,11 @@
  * Starts the bundled CLI, `dist/cli.cjs` (src/cli/Main.ts), through a V8 code cache, as
  * Node 22's `module.enableCompileCache()` does and Node 20 cannot: compiling the 2.3 MB
  * bundle was a third of the CLI's start-up. The cache lives under `$XDG_CACHE_HOME/xml2pg`
- * (default `~/.cache/xml2pg`), one file per bundle content, Node version and flags, written
- * on the first run; `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Any failure to read or
- * write it only costs the compile. Under `--enable-source-maps` the bundle is `require`d, as
- * Node 20 maps no stack of a `vm.Script`. Only Node's built-ins are imported here.
+ * (default `~/.cache/xml2pg`), used only when that folder is the user's own and writable by
+ * no one else; one file per bundle, V8 version and V8 flags, written on the first run;
+ * `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Any failure to read or write it only costs
+ * the compile. Under `--enable-source-maps` the bundle is `require`d, as Node 20 maps no
+ * stack of a `vm.Script`. Only Node's built-ins are imported here.
  */
 import { isAscii } from "node:buffer"
 import { createHash } from "node:crypto"
@@ -20,25 +21,44 @@ import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import * as v8 from "node:v8"
 import * as vm from "node:vm"
 
 const file = fileURLToPath(new URL("./cli.cjs", import.meta.url))
 
 /** caches kept, newest first: other versions and flag sets in use */
 const KEEP = 4
+/** a cache file starts with the SHA-1 of the rest: V8's release builds do not check its payload */
+const DIGEST = 20
 
-const cacheFile = (bytes: Buffer): string | undefined => {
-  if (process.env["NODE_DISABLE_COMPILE_CACHE"] !== undefined) return undefined
-  const root = process.env["XDG_CACHE_HOME"] || path.join(os.homedir(), ".cache")
-  // V8 rejects a cache of another version or flag set; one file each keeps them from evicting each other
-  const key = createHash("sha1").update(bytes).update(`${process.version} ${process.arch} ${process.execArgv.join(" ")}`)
-  return path.join(root, "xml2pg", `cli-${key.digest("hex").slice(0, 20)}.v8`)
+const sha1 = (...parts: ReadonlyArray<string | Uint8Array>) => {
+  const hash = createHash("sha1")
+  for (const part of parts) hash.update(part)
+  return hash.digest()
 }
 
-const readCache = (at: string | undefined): Buffer | undefined => {
-  if (at === undefined) return undefined
+// the bundle as a CommonJS module; `__xml2pgImport`: see scripts/cjs-import.js
+const HEAD = "(function (exports, require, module, __filename, __dirname, __xml2pgImport) {"
+const TAIL = "\n})"
+
+/** The cache folder, if it is the user's own and writable by no one else. */
+const cacheDir = (): string | undefined => {
+  if (process.env["NODE_DISABLE_COMPILE_CACHE"] !== undefined) return undefined
+  const root = process.env["XDG_CACHE_HOME"] || path.join(os.homedir(), ".cache")
+  if (!path.isAbsolute(root)) return undefined
+  const dir = path.join(root, "xml2pg")
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  const stat = fs.lstatSync(dir)
+  const own = stat.isDirectory() && (process.getuid === undefined || stat.uid === process.getuid())
+  return own && (stat.mode & 0o022) === 0 ? dir : undefined
+}
+
+const readCache = (at: string): Buffer | undefined => {
   try {
-    return fs.readFileSync(at)
+    const data = fs.readFileSync(at)
+    return data.length > DIGEST && sha1(data.subarray(DIGEST)).equals(data.subarray(0, DIGEST))
+      ? data.subarray(DIGEST)
+      : undefined
   } catch {
     return undefined
   }
@@ -46,36 +66,49 @@ const readCache = (at: string | undefined): Buffer | undefined => {
 
 /** Written once the bundle has run, so the functions its start-up compiled are in it too. */
 const writeCache = (at: string, script: vm.Script): void => {
+  const dir = path.dirname(at)
+  const temp = `${at}.${process.pid}.tmp`
   try {
-    const dir = path.dirname(at)
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
-    const temp = `${at}.${process.pid}.tmp`
-    fs.writeFileSync(temp, script.createCachedData())
+    const data = script.createCachedData()
+    fs.writeFileSync(temp, Buffer.concat([sha1(data), data]), { flag: "wx", mode: 0o600 })
     fs.renameSync(temp, at)
-    const caches = fs.readdirSync(dir).filter((f) => f.endsWith(".v8")).map((f) => path.join(dir, f))
-      .map((f) => ({ f, mtime: fs.statSync(f).mtimeMs })).sort((a, b) => b.mtime - a.mtime)
-    for (const old of caches.slice(KEEP)) fs.rmSync(old.f, { force: true })
+    const old = Date.now() - 60_000
+    const files = fs.readdirSync(dir).map((f) => path.join(dir, f)).map((f) => ({ f, mtime: fs.statSync(f).mtimeMs }))
+    const caches = files.filter(({ f }) => f.endsWith(".v8")).sort((a, b) => b.mtime - a.mtime)
+    // and temporary files of runs that were killed while writing
+    for (const { f } of [...caches.slice(KEEP), ...files.filter((x) => x.f.endsWith(".tmp") && x.mtime < old)]) {
+      fs.rmSync(f, { force: true })
+    }
   } catch {
     // a read-only or full home: every run compiles, as without a cache
+    fs.rmSync(temp, { force: true })
   }
 }
 
 const run = (): void => {
   const bytes = fs.readFileSync(file)
   // an ASCII bundle (bundle.mjs drops comments; esbuild escapes the rest) is read as one-byte text, without decoding
-  const source = bytes.toString(isAscii(bytes) ? "latin1" : "utf8")
-  const at = cacheFile(bytes)
-  const cachedData = readCache(at)
-  const script = new vm.Script(
-    `(function (exports, require, module, __filename, __dirname, __xml2pgImport) {${source}\n})`,
-    { filename: file, ...(cachedData === undefined ? {} : { cachedData }) }
-  )
+  const source = HEAD + bytes.toString(isAscii(bytes) ? "latin1" : "utf8") + TAIL
+  let at: string | undefined = undefined
+  try {
+    const dir = cacheDir()
+    // V8 checks its version, flags and the source's length, not its text: the name covers all of them
+    const key = () => sha1(HEAD, bytes, TAIL, `${v8.cachedDataVersionTag()} ${process.version}`).toString("hex").slice(0, 20)
+    if (dir !== undefined) at = path.join(dir, `cli-${key()}.v8`)
+  } catch {
+    // no home, or an unusable one: no cache
+  }
+  const cachedData = at === undefined ? undefined : readCache(at)
+  const script = new vm.Script(source, { filename: file, ...(cachedData === undefined ? {} : { cachedData }) })
   const module = { exports: {} }
-  // the bundle's `import()` (scripts/cjs-import.js): a script compiled from a cache has none of its own
+  // The bundle's `import()` (scripts/cjs-import.js). Its own would fail: Node 20 gives a
+  // `vm.Script` no `import()` unless told how, and forgets how when it compiles from a cache.
   const importEsm = (specifier: string): Promise<unknown> => import(specifier)
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file), importEsm)
   if (at !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) writeCache(at, script)
 }
 
-if (process.sourceMapsEnabled) createRequire(import.meta.url)(file)
+// `process.sourceMapsEnabled` is from Node 20.7
+const sourceMaps = process.sourceMapsEnabled ?? process.execArgv.includes("--enable-source-maps")
+if (sourceMaps) createRequire(import.meta.url)(file)
 else run()

@@ -109,7 +109,18 @@ describe("parse worker", () => {
   it.live("a worker started ahead parses what its first message names, and is stopped when its load ends, before its file closes", () =>
     Effect.scoped(Effect.gen(function*() {
       const started = yield* startParseWorker
-      const exited = new Promise<number>((resolve) => started.worker.once("exit", resolve))
+      // is the load's file still open when the worker exits?
+      const fileOpen = () =>
+        fs.readdirSync("/proc/self/fd").some((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`) === plain
+          } catch {
+            return false
+          }
+        })
+      const exited = new Promise<{ code: number; fileOpen: boolean }>((resolve) =>
+        started.worker.once("exit", (code) => resolve({ code, fileOpen: fileOpen() }))
+      )
       const main = yield* load(plain, false)
       const input = yield* openInput(yield* inspectInput(plain))
       const ahead = Chunk.toReadonlyArray(
@@ -117,7 +128,11 @@ describe("parse worker", () => {
       ).map(plainBatch)
       assert.deepStrictEqual(ahead, main.out)
       // the scope holding the worker is still open: the load's end stopped it
-      assert.strictEqual(yield* Effect.promise(() => exited).pipe(Effect.timeout("10 seconds")), 1)
+      assert.deepStrictEqual(yield* Effect.promise(() => exited).pipe(Effect.timeout("10 seconds")), {
+        code: 1,
+        fileOpen: true
+      })
+      assert.isFalse(fileOpen())
     })))
 
   it.live("a read error on the worker is a ReadError naming the file and the cause", () =>

@@ -164,7 +164,8 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     const { doc, settings } = options
     // a shape with a check of the user's own cannot cross to the worker: it parses here
     const wire = settings.parseWorker ? toWire(doc) : undefined
-    // started first, the worker boots while the run is looked up and recorded
+    // started first, the worker boots while the run is looked up and recorded (and idles while
+    // a finalize holds the schema lock; it is stopped unused if the lookup fails)
     const worker = wire === undefined ? undefined : yield* startParseWorker
     const info = yield* inspectInput(file)
     const unfinished = info.fingerprint === undefined || info.size === undefined || options.resume === "never"

@@ -52,23 +52,23 @@ interface Parsing {
   readonly file: string
   readonly producer: Producer
   readonly read: (() => Uint8Array | undefined) | undefined
+  ended: boolean
 }
 
 const start = (init: WorkerInit): Parsing => ({
   file: init.options.file,
   producer: new Producer({ ...init.options, doc: fromWire(init.shape) }, regions),
-  read: init.file === undefined ? undefined : reader(init.file)
+  read: init.file === undefined ? undefined : reader(init.file),
+  ended: false
 })
 
-let ended = false
-
 /** The batches for one message: its chunk, or the next chunk of the file; without one, the end of input. */
-const parse = ({ producer, read }: Parsing, message: ToWorker): Array<Batch> => {
-  if (ended) return []
-  const chunk = message.read === undefined ? message.chunk : read!()
-  if (chunk !== undefined) return producer.write(chunk)
-  ended = true
-  return producer.end()
+const parse = (parsing: Parsing, message: ToWorker): Array<Batch> => {
+  if (parsing.ended) return []
+  const chunk = message.read === undefined ? message.chunk : parsing.read!()
+  if (chunk !== undefined) return parsing.producer.write(chunk)
+  parsing.ended = true
+  return parsing.producer.end()
 }
 
 let parsing: Parsing | undefined = undefined
@@ -83,7 +83,7 @@ port.on("message", (message: ToWorker) => {
   try {
     const transfer: Array<ArrayBuffer> = []
     const batches = parse(current, message).map((b) => toWire(b, transfer))
-    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes: current.producer.bytes, ended }, transfer)
+    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes: current.producer.bytes, ended: current.ended }, transfer)
   } catch (e) {
     if (e instanceof ReadFailure) return post({ _tag: "ReadFailed", reason: e.reason })
     const error = toParseError(current.file, current.producer.bytes, e)
