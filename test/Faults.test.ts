@@ -418,6 +418,49 @@ describe("a killed loader resumes: the same rows as a clean run, each batch once
     await assertSameAsClean(file)
   })
 
+  it("the rejects file's disk is full: exit 1 naming the file, then the same ingest resumes and each reject is recorded once", async () => {
+    // every 50th event with a plain severity gets one out of range: rejects in every batch
+    let n = 0
+    const text = fs.readFileSync(source, "utf8").replace(/severity="\d"/g, (m) => ++n % 50 === 0 ? `severity="99"` : m)
+    const file = path.join(dir, "rejects.xml")
+    fs.writeFileSync(file, text)
+    const twin = path.join(dir, "rejects-twin.xml")
+    fs.writeFileSync(twin, text)
+    const args = (input: string, rejects: string) => ["ingest", "--schema", schema, ...batchArgs, "--rejects", rejects, input]
+    const rejectsOf = async (input: string) => {
+      const [r] = await query<{ n: number; ords: number }>(
+        `select count(*)::int as n, count(distinct j.ord)::int as ords
+         from ${s("xml2pg_reject")} j join ${s("xml2pg_run")} r using (run_id) where r.file = $1`,
+        [input]
+      )
+      return r!
+    }
+    const clean = await run(args(twin, `${twin}.rejects.ndjson`))
+    assert.strictEqual(clean.code, 3, clean.stderr)
+    const expected = await rejectsOf(twin)
+    // a few of the replaced are events the generator hides in an element the shape skips
+    assert.isAbove(expected.n, Math.floor(n / 50) - 20)
+    assert.strictEqual(expected.ords, expected.n)
+
+    // /dev/full: every write fails with ENOSPC, as on a full disk
+    const full = await run(args(file, "/dev/full"))
+    assert.strictEqual(full.code, 1, full.stderr)
+    assert.include(full.stderr, "cannot write rejects file /dev/full: ENOSPC: no space left on device")
+    noStackTrace(full.stderr)
+    assert.deepStrictEqual((await runsOf(file)).map((r) => r.state), ["failed"])
+
+    const again = await run(args(file, `${file}.rejects.ndjson`))
+    assert.strictEqual(again.code, 3, again.stderr)
+    assert.match(again.stderr, /run \d+: resuming .*rejects\.xml \(failed\): \d+ batches already committed/)
+    assert.deepStrictEqual((await runsOf(file)).map((r) => r.state), ["done"])
+    const [loaded] = await runsOf(file)
+    const [twinRun] = await runsOf(twin)
+    const { groups: _g, events: _e, ...shape } = await outcome(twinRun!.run_id)
+    const { groups: _g2, events: _e2, ...resumed } = await outcome(loaded!.run_id)
+    assert.deepStrictEqual(resumed, shape)
+    assert.deepStrictEqual(await rejectsOf(file), expected)
+  })
+
   it("Ctrl-C mid-run, then the same command again", async () => {
     const file = copyOf("sigint.xml")
     const args = ingestArgs(file)
