@@ -81,7 +81,11 @@ const writeCache = (at: string, script: vm.Script): void => {
     }
   } catch {
     // a read-only or full home: every run compiles, as without a cache
-    fs.rmSync(temp, { force: true })
+    try {
+      fs.rmSync(temp, { force: true })
+    } catch {
+      // the bundle is running: nothing here may throw
+    }
   }
 }
 
