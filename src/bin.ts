@@ -6,8 +6,8 @@
 // they save on 2 cores shared with the parser and PostgreSQL.
 /**
  * Starts the bundled CLI, `dist/cli.cjs` (src/cli/Main.ts), through a V8 code cache, as
- * Node 22's `module.enableCompileCache()` does and Node 20 cannot: compiling the 2.3 MB
- * bundle was a third of the CLI's start-up. The cache lives under `$XDG_CACHE_HOME/xml2pg`
+ * Node 22's `module.enableCompileCache()` does and Node 20 cannot: compiling the bundle was a
+ * third of the CLI's start-up. The cache lives under `$XDG_CACHE_HOME/xml2pg`
  * (default `~/.cache/xml2pg`), used only when that folder is the user's own and writable by
  * no one else; one file per bundle, V8 version and V8 flags, written on the first run;
  * `NODE_DISABLE_COMPILE_CACHE=1` turns it off. Any failure to read or write it only costs
@@ -15,7 +15,7 @@
  * stack of a `vm.Script`. Only Node's built-ins are imported here.
  */
 import { isAscii } from "node:buffer"
-import { createHash } from "node:crypto"
+import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
@@ -41,24 +41,38 @@ const sha1 = (...parts: ReadonlyArray<string | Uint8Array>) => {
 const HEAD = "(function (exports, require, module, __filename, __dirname, __xml2pgImport) {"
 const TAIL = "\n})"
 
-/** The cache folder, if it is the user's own and writable by no one else. */
+/** `p` is this user's (always, where there are no uids). */
+const ownedByMe = (p: string): boolean => process.getuid === undefined || fs.lstatSync(p).uid === process.getuid()
+
+/**
+ * The cache folder, if it is the user's own and writable by no one else. A relative
+ * `XDG_CACHE_HOME` is ignored, as the XDG spec says. Nothing is created in a folder of
+ * another user's (root with a user's HOME, say).
+ */
 const cacheDir = (): string | undefined => {
   if (process.env["NODE_DISABLE_COMPILE_CACHE"] !== undefined) return undefined
-  const root = process.env["XDG_CACHE_HOME"] || path.join(os.homedir(), ".cache")
+  const xdg = process.env["XDG_CACHE_HOME"]
+  const root = xdg !== undefined && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), ".cache")
   if (!path.isAbsolute(root)) return undefined
   const dir = path.join(root, "xml2pg")
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  if (!fs.existsSync(dir)) {
+    if (!ownedByMe(fs.existsSync(root) ? root : path.dirname(root))) return undefined
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
+  }
   const stat = fs.lstatSync(dir)
-  const own = stat.isDirectory() && (process.getuid === undefined || stat.uid === process.getuid())
-  return own && (stat.mode & 0o022) === 0 ? dir : undefined
+  return stat.isDirectory() && ownedByMe(dir) && (stat.mode & 0o022) === 0 ? dir : undefined
 }
+
+const DAY = 86_400_000
 
 const readCache = (at: string): Buffer | undefined => {
   try {
     const data = fs.readFileSync(at)
-    return data.length > DIGEST && sha1(data.subarray(DIGEST)).equals(data.subarray(0, DIGEST))
-      ? data.subarray(DIGEST)
-      : undefined
+    if (data.length <= DIGEST || !sha1(data.subarray(DIGEST)).equals(data.subarray(0, DIGEST))) return undefined
+    // eviction goes by modification time: a cache in use is touched, once a day at most
+    const now = Date.now()
+    if (fs.statSync(at).mtimeMs < now - DAY) fs.utimesSync(at, now / 1000, now / 1000)
+    return data.subarray(DIGEST)
   } catch {
     return undefined
   }
@@ -67,7 +81,8 @@ const readCache = (at: string): Buffer | undefined => {
 /** Written once the bundle has run, so the functions its start-up compiled are in it too. */
 const writeCache = (at: string, script: vm.Script): void => {
   const dir = path.dirname(at)
-  const temp = `${at}.${process.pid}.tmp`
+  // pids repeat across containers that share a home
+  const temp = `${at}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`
   try {
     const data = script.createCachedData()
     fs.writeFileSync(temp, Buffer.concat([sha1(data), data]), { flag: "wx", mode: 0o600 })

@@ -418,7 +418,7 @@ describe("a killed loader resumes: the same rows as a clean run, each batch once
     await assertSameAsClean(file)
   })
 
-  it("the rejects file's disk is full: exit 1 naming the file, then the same ingest resumes and each reject is recorded once", async () => {
+  it.skipIf(!fs.existsSync("/dev/full"))("the rejects file's disk is full: exit 1 naming the file, then the same ingest resumes and each reject is recorded once", async () => {
     // every 50th event with a plain severity gets one out of range: rejects in every batch
     let n = 0
     const text = fs.readFileSync(source, "utf8").replace(/severity="\d"/g, (m) => ++n % 50 === 0 ? `severity="99"` : m)
