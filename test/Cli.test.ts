@@ -96,6 +96,30 @@ describe("xml2pg CLI", () => {
     assert.deepStrictEqual(fs.readdirSync(off), [])
   })
 
+  it("keeps the 4 newest code caches and sweeps temp files of killed runs", () => {
+    const home = tmpDir()
+    const folder = path.join(home, "xml2pg")
+    fs.mkdirSync(folder, { mode: 0o700 })
+    const hoursAgo = (h: number) => new Date(Date.now() - h * 3_600_000)
+    // caches of other versions or flags, 1 to 5 hours old, and a temp file left 2 hours ago
+    const others = [1, 2, 3, 4, 5].map((h) => {
+      const f = path.join(folder, `cli-old${h}.v8`)
+      fs.writeFileSync(f, "x")
+      fs.utimesSync(f, hoursAgo(h), hoursAgo(h))
+      return f
+    })
+    const stale = path.join(folder, "cli-old1.v8.123.tmp")
+    fs.writeFileSync(stale, "x")
+    fs.utimesSync(stale, hoursAgo(2), hoursAgo(2))
+    const r = xml2pg(["--version"], { env: { ...baseEnv(), XDG_CACHE_HOME: home } })
+    assert.strictEqual(r.code, 0, r.stderr)
+    const kept = fs.readdirSync(folder).sort()
+    assert.strictEqual(kept.length, 4)
+    assert.deepStrictEqual(kept.filter((f) => f.startsWith("cli-old")), ["cli-old1.v8", "cli-old2.v8", "cli-old3.v8"])
+    assert.match(kept.find((f) => !f.startsWith("cli-old"))!, /^cli-[0-9a-f]{20}\.v8$/)
+    assert.isFalse(fs.existsSync(others[4]!))
+  })
+
   it("init is idempotent", () => {
     for (let i = 0; i < 2; i++) {
       const r = xml2pg(["init", "--schema", schema])
