@@ -104,19 +104,25 @@ const writeCache = (at: string, script: vm.Script): void => {
   }
 }
 
+/** Where the cache of `bytes` (the bundle) lives, if anywhere. */
+const cacheFile = (bytes: Buffer): string | undefined => {
+  try {
+    const dir = cacheDir()
+    if (dir === undefined) return undefined
+    // V8 checks its version, flags and the source's length, not its text: the name covers all of them
+    const key = sha1(HEAD, bytes, TAIL, `${v8.cachedDataVersionTag()} ${process.version}`).toString("hex")
+    return path.join(dir, `cli-${key.slice(0, 20)}.v8`)
+  } catch {
+    // no home, or an unusable one: no cache
+    return undefined
+  }
+}
+
 const run = (): void => {
   const bytes = fs.readFileSync(file)
   // an ASCII bundle (bundle.mjs drops comments; esbuild escapes the rest) is read as one-byte text, without decoding
   const source = HEAD + bytes.toString(isAscii(bytes) ? "latin1" : "utf8") + TAIL
-  let at: string | undefined = undefined
-  try {
-    const dir = cacheDir()
-    // V8 checks its version, flags and the source's length, not its text: the name covers all of them
-    const key = () => sha1(HEAD, bytes, TAIL, `${v8.cachedDataVersionTag()} ${process.version}`).toString("hex").slice(0, 20)
-    if (dir !== undefined) at = path.join(dir, `cli-${key()}.v8`)
-  } catch {
-    // no home, or an unusable one: no cache
-  }
+  const at = cacheFile(bytes)
   const cachedData = at === undefined ? undefined : readCache(at)
   const script = new vm.Script(source, { filename: file, ...(cachedData === undefined ? {} : { cachedData }) })
   const module = { exports: {} }

@@ -193,11 +193,10 @@ export const workerBatches = (
     let ended = false
     const answer = (message: FromWorker | Crashed) =>
       Effect.suspend((): Effect.Effect<Array<Batch>, ReadError | XmlParseError> => {
-        if (message._tag === "Crashed") {
-          return Effect.fail(new XmlParseError({ file: options.file, offset: progress.xmlBytes, reason: message.reason }))
-        }
-        if (message._tag === "Failed") {
-          return Effect.fail(new XmlParseError({ file: options.file, offset: message.offset, reason: message.reason }))
+        if (message._tag === "Failed" || message._tag === "Crashed") {
+          // a crash is reported where the worker had got to
+          const offset = message._tag === "Failed" ? message.offset : progress.xmlBytes
+          return Effect.fail(new XmlParseError({ file: options.file, offset, reason: message.reason }))
         }
         if (message._tag === "ReadFailed") return Effect.fail(new ReadError({ file: options.file, cause: message.reason }))
         inFlight--
