@@ -36,6 +36,13 @@ export class XmlParseError extends Data.TaggedError("XmlParseError")<{
   }
 }
 
+/** What to do next, for the SQLSTATEs a user can act on. */
+const hints: Readonly<Record<string, string>> = {
+  "42P01": " (run `xml2pg init` first?)",
+  // committed batches stay: the same ingest resumes after the last of them
+  "53100": " (the database server's disk is full: free space there, then run the same command again to resume)"
+}
+
 /**
  * A database operation failed. `sqlState` is the PostgreSQL SQLSTATE or a Node errno.
  *
@@ -49,8 +56,7 @@ export class DbError extends Data.TaggedError("DbError")<{
 }> {
   override get message(): string {
     const state = this.sqlState === undefined ? "" : ` [${this.sqlState}]`
-    const hint = this.sqlState === "42P01" ? " (run `xml2pg init` first?)" : ""
-    return `database ${this.op} failed${state}: ${causeMessage(this.cause)}${hint}`
+    return `database ${this.op} failed${state}: ${causeMessage(this.cause)}${hints[this.sqlState ?? ""] ?? ""}`
   }
 }
 

@@ -6,7 +6,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { beforeAll, inject } from "vitest"
 import type { StageReport } from "../src/bench/Report.js"
-import { tmpDir } from "./utils.js"
+import { tmpDir, userEnv } from "./utils.js"
 
 const bench = path.resolve("dist/bench/Bench.js")
 const url = inject("databaseUrl")
@@ -29,7 +29,7 @@ interface ResultJson {
 const runBench = (args: ReadonlyArray<string>) =>
   Effect.async<{ code: number | null; pid: number; stdout: string; stderr: string }>((resume) => {
     const child = spawn(process.execPath, [bench, ...args], {
-      env: { PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: url },
+      env: userEnv({ DATABASE_URL: url }),
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""

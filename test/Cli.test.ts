@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import pg from "pg"
 import { afterAll, beforeAll, inject } from "vitest"
-import { newSchema, tmpDir, writeXml } from "./utils.js"
+import { newSchema, tmpDir, userEnv, writeXml } from "./utils.js"
 
 const bin = path.resolve("dist/bin.js")
 const url = inject("databaseUrl")
@@ -12,10 +12,7 @@ const schema = newSchema()
 const dir = tmpDir()
 
 /** The environment of a user who configured only DATABASE_URL. */
-const baseEnv = (): NodeJS.ProcessEnv => {
-  const env: NodeJS.ProcessEnv = { PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: url }
-  return env
-}
+const baseEnv = (): NodeJS.ProcessEnv => userEnv({ DATABASE_URL: url })
 
 const xml2pg = (
   args: ReadonlyArray<string>,

@@ -11,7 +11,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { startEmbedded } from "../src/db/Embedded.js"
 import { generateGroups } from "../src/generate/Generator.js"
-import { tmpDir } from "./utils.js"
+import { tmpDir, userEnv } from "./utils.js"
 
 const bin = path.resolve("dist/bin.js")
 const sample = path.resolve("examples/sample.xml")
@@ -20,7 +20,7 @@ describe("quick start on the embedded server", () => {
   it("ingest with no POSTGRES_* or DATABASE_URL uses an embedded server and loads the sample", async () => {
     const cwd = tmpDir()
     fs.chmodSync(cwd, 0o755) // the server runs as user postgres and must enter this directory
-    const env = { PATH: process.env["PATH"], HOME: process.env["HOME"] }
+    const env = userEnv()
     const run = (args: Array<string>) =>
       spawnSync(process.execPath, [bin, ...args], { cwd, env, encoding: "utf8", timeout: 180_000 })
     assert.strictEqual(run(["init"]).status, 0)

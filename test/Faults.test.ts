@@ -15,7 +15,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { afterAll, beforeAll, inject } from "vitest"
 import { startEmbedded } from "../src/db/Embedded.js"
-import { newSchema, tmpDir, writeXml } from "./utils.js"
+import { newSchema, tmpDir, userEnv, writeXml } from "./utils.js"
 
 const bin = path.resolve("dist/bin.js")
 const url = inject("databaseUrl")
@@ -25,6 +25,10 @@ const source = path.join(dir, "source.xml")
 const writerRole = `${schema}_writer`
 const readerRole = `${schema}_reader`
 const brokenSchema = `${schema}_broken`
+const fullSchema = `${schema}_full`
+const tablespace = `${schema}_small`
+/** a tmpfs mounted for the disk-full test, to unmount at the end */
+let mounted: string | undefined
 
 // ~35 MB, 150 000 rows, 75 batches of 2000 rows
 const generated = { groups: 50_000, eventsPerGroup: 2, seed: 7 }
@@ -55,7 +59,7 @@ const urlAs = (base: string, user: string, password = ""): string => {
   return u.toString()
 }
 
-const s = (table: string) => `"${schema}"."${table}"`
+const s = (table: string, inSchema = schema) => `"${inSchema}"."${table}"`
 const utc = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')`
 
 interface Outcome {
@@ -70,7 +74,7 @@ interface Outcome {
 }
 
 /** What a run left in staging and in the ledger; equal outcomes mean equal staging rows. */
-const outcome = async (runId: number, connectionString = url): Promise<Outcome> => {
+const outcome = async (runId: number, connectionString = url, inSchema = schema): Promise<Outcome> => {
   const [row] = await query<{
     groups: string
     events: string
@@ -81,9 +85,9 @@ const outcome = async (runId: number, connectionString = url): Promise<Outcome> 
     max_seq: number | null
     mismatched: number
   }>(
-    `with g as (select * from ${s("stg_group_event")} where run_id = $1),
-          e as (select * from ${s("stg_event")} where run_id = $1),
-          b as (select * from ${s("xml2pg_batch")} where run_id = $1),
+    `with g as (select * from ${s("stg_group_event", inSchema)} where run_id = $1),
+          e as (select * from ${s("stg_event", inSchema)} where run_id = $1),
+          b as (select * from ${s("xml2pg_batch", inSchema)} where run_id = $1),
           per as (
             select b.batch_seq, (b.row_counts->>'stg_group_event')::int as gl, (b.row_counts->>'stg_event')::int as el,
                    (select count(*) from g where g.batch_seq = b.batch_seq)::int as gs,
@@ -115,16 +119,16 @@ const outcome = async (runId: number, connectionString = url): Promise<Outcome> 
   }
 }
 
-const runsOf = (file: string, connectionString = url) =>
+const runsOf = (file: string, connectionString = url, inSchema = schema) =>
   query<{ run_id: number; state: string }>(
-    `select run_id, state from ${s("xml2pg_run")} where file = $1 order by run_id`,
+    `select run_id, state from ${s("xml2pg_run", inSchema)} where file = $1 order by run_id`,
     [file],
     connectionString
   )
 
-const committed = async (file: string, connectionString = url): Promise<number | undefined> => {
+const committed = async (file: string, connectionString = url, inSchema = schema): Promise<number | undefined> => {
   const rows = await query<{ n: number }>(
-    `select count(b.*)::int as n from ${s("xml2pg_run")} r left join ${s("xml2pg_batch")} b using (run_id)
+    `select count(b.*)::int as n from ${s("xml2pg_run", inSchema)} r left join ${s("xml2pg_batch", inSchema)} b using (run_id)
      where r.file = $1 group by r.run_id`,
     [file],
     connectionString
@@ -150,7 +154,7 @@ interface Running {
 const start = (args: ReadonlyArray<string>, databaseUrl = url): Running => {
   const started = Date.now()
   const child = spawn(process.execPath, [bin, ...args], {
-    env: { PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: databaseUrl },
+    env: userEnv({ DATABASE_URL: databaseUrl }),
     cwd: dir
   })
   let stderr = ""
@@ -232,6 +236,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await query(`drop schema if exists "${schema}" cascade`)
   await query(`drop schema if exists "${brokenSchema}" cascade`)
+  await query(`drop schema if exists "${fullSchema}" cascade`)
+  await query(`drop tablespace if exists "${tablespace}"`)
+  if (mounted !== undefined) {
+    spawnSync("umount", [mounted])
+    fs.rmSync(mounted, { recursive: true, force: true })
+  }
   for (const role of [writerRole, readerRole]) await query(`drop role if exists "${role}"`)
   fs.rmSync(dir, { recursive: true, force: true })
 })
@@ -459,6 +469,52 @@ describe("a killed loader resumes: the same rows as a clean run, each batch once
     const { groups: _g2, events: _e2, ...resumed } = await outcome(loaded!.run_id)
     assert.deepStrictEqual(resumed, shape)
     assert.deepStrictEqual(await rejectsOf(file), expected)
+  })
+
+  it("the database's disk fills up: retried, then exit 1 naming it; with room again, the same ingest resumes to the same rows", async (ctx) => {
+    // a tablespace on an 8 MB tmpfs holds the schema's tables; the load needs ~3 times that
+    const mount = fs.mkdtempSync(path.join(os.tmpdir(), "xml2pg-small-disk-"))
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs", mount]).status !== 0) {
+      fs.rmdirSync(mount)
+      return ctx.skip()
+    }
+    mounted = mount
+    // the server's own user must own a tablespace's folder
+    const [server] = await query<{ dir: string }>(`select current_setting('data_directory') as dir`)
+    const { uid, gid } = fs.statSync(server!.dir)
+    fs.chownSync(mount, uid, gid)
+    await query(`create tablespace "${tablespace}" location '${mount}'`)
+    const small = new URL(url)
+    small.searchParams.set("options", `-c default_tablespace=${tablespace}`)
+    const smallUrl = small.toString()
+    expect0(await run(["init", "--schema", fullSchema], smallUrl))
+    const [placed] = await query<{ n: number }>(
+      `select count(*)::int as n from pg_tables where schemaname = $1 and tablespace = $2`,
+      [fullSchema, tablespace]
+    )
+    assert.isAtLeast(placed!.n, 4, "the staging tables and the ledger are on the small disk")
+
+    const file = copyOf("disk-full.xml")
+    const args = ["ingest", "--schema", fullSchema, ...batchArgs, "--retries", "2", "--retry-base", "10", file]
+    const full = await run(args, smallUrl)
+    assert.strictEqual(full.code, 1, full.stderr)
+    assert.match(
+      full.stderr,
+      /ERROR xml2pg: database copy failed \[53100\]: could not extend file .*: No space left on device \(the database server's disk is full: free space there, then run the same command again to resume\)/
+    )
+    assert.include(full.stderr, "transient database error, will retry")
+    noStackTrace(full.stderr)
+    const kept = (await committed(file, smallUrl, fullSchema)) ?? 0
+    assert.isAbove(kept, 0)
+    assert.isBelow(kept, reference.batches)
+
+    spawnSync("mount", ["-o", "remount,size=256m", mount])
+    const again = await run(args, smallUrl)
+    assert.strictEqual(again.code, 0, again.stderr)
+    assert.match(again.stderr, new RegExp(`resuming .*disk-full\\.xml \\((failed|running)\\): ${kept} batches already committed`))
+    const runs = await runsOf(file, smallUrl, fullSchema)
+    assert.deepStrictEqual(runs.map((r) => r.state), ["done"])
+    assert.deepStrictEqual(await outcome(runs[0]!.run_id, smallUrl, fullSchema), reference)
   })
 
   it("Ctrl-C mid-run, then the same command again", async () => {

@@ -18,7 +18,7 @@ import { clock, makeRates, renderProgressLine } from "../src/cli/Progress.js"
 import { summaryJson } from "../src/cli/Summary.js"
 import * as MetricsServer from "../src/metrics/MetricsServer.js"
 import type { ProgressSnapshot } from "../src/pipeline/Progress.js"
-import { newSchema, tmpDir, writeXml } from "./utils.js"
+import { newSchema, tmpDir, userEnv, writeXml } from "./utils.js"
 
 const bin = path.resolve("dist/bin.js")
 const url = inject("databaseUrl")
@@ -27,7 +27,7 @@ const dir = tmpDir()
 const small = path.join(dir, "small.xml")
 const large = path.join(dir, "large.xml")
 
-const env = (): NodeJS.ProcessEnv => ({ PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: url })
+const env = (): NodeJS.ProcessEnv => userEnv({ DATABASE_URL: url })
 
 const xml2pg = (args: ReadonlyArray<string>) => {
   const r = spawnSync(process.execPath, [bin, ...args], { env: env(), cwd: dir, encoding: "utf8", timeout: 120_000 })

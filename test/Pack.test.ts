@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { inject } from "vitest"
 import { tmpDir } from "./utils.js"
 
 const skip = process.env["XML2PG_SKIP_PACK"] === "1"
@@ -16,7 +17,13 @@ const run = (command: string, args: ReadonlyArray<string>, cwd: string) => {
     cwd,
     encoding: "utf8",
     timeout: 600_000,
-    env: { ...process.env, npm_config_audit: "false", npm_config_fund: "false", npm_config_update_notifier: "false" }
+    env: {
+      ...process.env,
+      XDG_CACHE_HOME: inject("cacheHome"),
+      npm_config_audit: "false",
+      npm_config_fund: "false",
+      npm_config_update_notifier: "false"
+    }
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, output: `${r.stdout}\n${r.stderr}` }
 }

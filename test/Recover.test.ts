@@ -16,7 +16,7 @@ import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { Producer } from "../src/xml/Producer.js"
 import { Xml2Pg } from "../src/Xml2Pg.js"
 import { type BadInput, badInputs, type ExpectedReject, lateBreaks } from "./corpus/BadInputs.js"
-import { databaseUrl, expectedRows, newSchema, settingsFor, stagedRows, TestLoader, tmpDir } from "./utils.js"
+import { databaseUrl, expectedRows, newSchema, settingsFor, stagedRows, TestLoader, tmpDir, userEnv } from "./utils.js"
 
 const schema = newSchema()
 const dir = tmpDir()
@@ -157,7 +157,7 @@ const withBadGroups = (xml: string, every: number): { xml: string; bad: Set<numb
 
 const cli = (args: ReadonlyArray<string>) => {
   const r = spawnSync(process.execPath, [bin, ...args], {
-    env: { PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: Redacted.value(databaseUrl()) },
+    env: userEnv({ DATABASE_URL: Redacted.value(databaseUrl()) }),
     cwd: dir,
     encoding: "utf8",
     timeout: 120_000
@@ -170,7 +170,7 @@ const peakRss = (args: ReadonlyArray<string>) =>
   Effect.promise(() =>
     new Promise<{ code: number | null; peakKb: number; stderr: string }>((resolve) => {
       const child = spawn(process.execPath, [bin, ...args], {
-        env: { PATH: process.env["PATH"], HOME: process.env["HOME"], DATABASE_URL: Redacted.value(databaseUrl()) },
+        env: userEnv({ DATABASE_URL: Redacted.value(databaseUrl()) }),
         cwd: dir
       })
       let stderr = ""

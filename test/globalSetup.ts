@@ -1,7 +1,8 @@
 /**
  * Tests talk to a real PostgreSQL: the configured one (DATABASE_URL or POSTGRES_*), else
  * an embedded server started once for the whole run. Each test file then works in its own
- * throw-away schema (see utils.ts).
+ * throw-away schema (see utils.ts). The CLI processes tests start keep their V8 code cache
+ * in a folder of the run's own, not in the user's ~/.cache.
  */
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
@@ -9,6 +10,7 @@ import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
+import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { TestProject } from "vitest/node"
@@ -19,12 +21,16 @@ declare module "vitest" {
   export interface ProvidedContext {
     databaseUrl: string
     embedded: boolean
+    cacheHome: string
   }
 }
 
 let scope: Scope.CloseableScope | undefined
+let cacheHome: string | undefined
 
 export async function setup(project: TestProject) {
+  cacheHome = fs.mkdtempSync(path.join(os.tmpdir(), "xml2pg-test-cache-"))
+  project.provide("cacheHome", cacheHome)
   const configured = await Effect.runPromise(
     ConnectionConfig.pipe(Effect.withConfigProvider(ConfigProvider.fromEnv()))
   )
@@ -42,5 +48,6 @@ export async function setup(project: TestProject) {
 }
 
 export async function teardown() {
+  if (cacheHome !== undefined) fs.rmSync(cacheHome, { recursive: true, force: true })
   if (scope !== undefined) await Effect.runPromise(Scope.close(scope, Exit.void))
 }

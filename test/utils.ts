@@ -22,6 +22,17 @@ import { Xml2Pg } from "../src/Xml2Pg.js"
 export const databaseUrl = (): Redacted.Redacted<string> => Redacted.make(inject("databaseUrl"))
 
 /** A fresh schema name per test file; `process.pid` alone collides under worker threads. */
+/**
+ * The environment of a user who set only `extra` (DATABASE_URL, say), for a CLI process a
+ * test starts; its code cache goes to the test run's folder (see globalSetup.ts).
+ */
+export const userEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  PATH: process.env["PATH"],
+  HOME: process.env["HOME"],
+  XDG_CACHE_HOME: inject("cacheHome"),
+  ...extra
+})
+
 export const newSchema = (): string => `t_${randomUUID().slice(0, 8)}`
 
 /**
