@@ -213,7 +213,10 @@ describe("xml2pg CLI", () => {
     assert.strictEqual(r.code, 3, r.stderr)
     assert.match(r.stderr, /group: bad attribute id\s+1\n/)
     const lines = fs.readFileSync(rejects, "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    const run = Number(/run (\d+): loading/.exec(r.stderr)?.[1])
     assert.deepStrictEqual(lines, [{
+      run,
+      batch: 1,
       file,
       offset: xml.indexOf(`<group id="x"`),
       element: "group",

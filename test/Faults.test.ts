@@ -428,47 +428,99 @@ describe("a killed loader resumes: the same rows as a clean run, each batch once
     await assertSameAsClean(file)
   })
 
-  it.skipIf(!fs.existsSync("/dev/full"))("the rejects file's disk is full: exit 1 naming the file, then the same ingest resumes and each reject is recorded once", async () => {
-    // every 50th event with a plain severity gets one out of range: rejects in every batch
+  // every 50th event with a plain severity gets one out of range: rejects in every batch
+  const withRejects = (name: string): { readonly file: string; readonly replaced: number } => {
     let n = 0
     const text = fs.readFileSync(source, "utf8").replace(/severity="\d"/g, (m) => ++n % 50 === 0 ? `severity="99"` : m)
-    const file = path.join(dir, "rejects.xml")
+    const file = path.join(dir, name)
     fs.writeFileSync(file, text)
-    const twin = path.join(dir, "rejects-twin.xml")
-    fs.writeFileSync(twin, text)
-    const args = (input: string, rejects: string) => ["ingest", "--schema", schema, ...batchArgs, "--rejects", rejects, input]
-    const rejectsOf = async (input: string) => {
-      const [r] = await query<{ n: number; ords: number }>(
-        `select count(*)::int as n, count(distinct j.ord)::int as ords
-         from ${s("xml2pg_reject")} j join ${s("xml2pg_run")} r using (run_id) where r.file = $1`,
-        [input]
-      )
-      return r!
-    }
-    const clean = await run(args(twin, `${twin}.rejects.ndjson`))
+    return { file, replaced: Math.floor(n / 50) }
+  }
+  const rejectArgs = (input: string, rejects = `${input}.rejects.ndjson`) =>
+    ["ingest", "--schema", schema, ...batchArgs, "--rejects", rejects, input]
+  /** The rejects of `input`'s run: in the table, and the (run, batch, ord, offset) of each line of its rejects file. */
+  const rejectsOf = async (input: string) => {
+    const table = await query<{ key: string }>(
+      `select concat_ws(' ', j.run_id, j.batch_seq, j.ord, j.byte_offset) as key
+       from ${s("xml2pg_reject")} j join ${s("xml2pg_run")} r using (run_id) where r.file = $1 order by 1`,
+      [input]
+    )
+    const lines = fs.readFileSync(`${input}.rejects.ndjson`, "utf8").split("\n").filter((l) => l !== "")
+    const filed = lines.map((l) => {
+      const r = JSON.parse(l) as { run: number; batch: number; ord: number; offset: number; file: string }
+      assert.strictEqual(r.file, input)
+      return [r.run, r.batch, r.ord, r.offset].join(" ")
+    }).sort()
+    return { table: table.map((r) => r.key), filed }
+  }
+  /** Each reject once in the table and once in the file, as many as in a clean run of a twin file. */
+  const assertRejectsOnce = async (input: string, twin: string) => {
+    const { table, filed } = await rejectsOf(input)
+    const clean = await rejectsOf(twin)
+    assert.strictEqual(table.length, clean.table.length)
+    assert.strictEqual(new Set(table).size, table.length)
+    assert.deepStrictEqual(filed, [...table].sort())
+    const [loaded] = await runsOf(input)
+    const [twinRun] = await runsOf(twin)
+    const { groups: _g, events: _e, ...shape } = await outcome(twinRun!.run_id)
+    const { groups: _g2, events: _e2, ...resumed } = await outcome(loaded!.run_id)
+    assert.deepStrictEqual(resumed, shape)
+  }
+  let twin: string
+  beforeAll(async () => {
+    const fixture = withRejects("rejects-twin.xml")
+    twin = fixture.file
+    const clean = await run(rejectArgs(twin))
     assert.strictEqual(clean.code, 3, clean.stderr)
-    const expected = await rejectsOf(twin)
+    const { table, filed } = await rejectsOf(twin)
     // a few of the replaced are events the generator hides in an element the shape skips
-    assert.isAbove(expected.n, Math.floor(n / 50) - 20)
-    assert.strictEqual(expected.ords, expected.n)
+    assert.isAbove(table.length, fixture.replaced - 20)
+    assert.deepStrictEqual(filed, table)
+  })
 
+  it.skipIf(!fs.existsSync("/dev/full"))("the rejects file's disk is full: exit 1 naming the file, then the same ingest resumes and each reject is recorded once", async () => {
+    const { file } = withRejects("rejects.xml")
     // /dev/full: every write fails with ENOSPC, as on a full disk
-    const full = await run(args(file, "/dev/full"))
+    const full = await run(rejectArgs(file, "/dev/full"))
     assert.strictEqual(full.code, 1, full.stderr)
     assert.include(full.stderr, "cannot write rejects file /dev/full: ENOSPC: no space left on device")
     noStackTrace(full.stderr)
     assert.deepStrictEqual((await runsOf(file)).map((r) => r.state), ["failed"])
 
-    const again = await run(args(file, `${file}.rejects.ndjson`))
+    // the batches committed before the failed append get their lines from xml2pg_reject
+    const again = await run(rejectArgs(file))
     assert.strictEqual(again.code, 3, again.stderr)
     assert.match(again.stderr, /run \d+: resuming .*rejects\.xml \(failed\): \d+ batches already committed/)
     assert.deepStrictEqual((await runsOf(file)).map((r) => r.state), ["done"])
-    const [loaded] = await runsOf(file)
-    const [twinRun] = await runsOf(twin)
-    const { groups: _g, events: _e, ...shape } = await outcome(twinRun!.run_id)
-    const { groups: _g2, events: _e2, ...resumed } = await outcome(loaded!.run_id)
-    assert.deepStrictEqual(resumed, shape)
-    assert.deepStrictEqual(await rejectsOf(file), expected)
+    await assertRejectsOnce(file, twin)
+  })
+
+  it("commits the server lost after their rejects were filed: the resumed run files them once", async () => {
+    const { file } = withRejects("lost-commits.xml")
+    const loader = start(rejectArgs(file))
+    await waitFor(async () => ((await committed(file)) ?? 0) >= 20 ? true : undefined)
+    loader.kill("SIGINT")
+    assert.strictEqual((await loader.exited).code, 130)
+    // as a server crash with synchronous_commit = off loses the last commits: their lines stay filed
+    const [interrupted] = await runsOf(file)
+    const lost = await query<{ batch_seq: number }>(
+      `delete from ${s("xml2pg_batch")} where run_id = $1
+       and batch_seq > (select max(batch_seq) - 3 from ${s("xml2pg_batch")} where run_id = $1) returning batch_seq`,
+      [interrupted!.run_id]
+    )
+    assert.strictEqual(lost.length, 3)
+    for (const table of ["stg_group_event", "stg_event", "xml2pg_reject"]) {
+      await query(`delete from ${s(table)} where run_id = $1 and batch_seq = any($2)`, [
+        interrupted!.run_id,
+        lost.map((b) => b.batch_seq)
+      ])
+    }
+    const before = (await rejectsOf(file)).filed
+    assert.isAbove(before.filter((k) => lost.some((b) => k.startsWith(`${interrupted!.run_id} ${b.batch_seq} `))).length, 0)
+
+    const again = await run(rejectArgs(file))
+    assert.strictEqual(again.code, 3, again.stderr)
+    await assertRejectsOnce(file, twin)
   })
 
   it("the database's disk fills up: retried, then exit 1 naming it; with room again, the same ingest resumes to the same rows", async (ctx) => {

@@ -7,6 +7,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { toDbError } from "../Errors.js"
+import type { RejectLine } from "../pipeline/RejectsFile.js"
 import { type DocumentShape, type RecordShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
 import { finalizeStatements, FinalizeTables } from "./Finalize.js"
 import { qualify, quoteIdent } from "./Identifiers.js"
@@ -255,6 +256,32 @@ export const reopenRun = (schema: string, runId: number) =>
       [runId]
     )
   }).pipe(Effect.mapError(toDbError("reopen run")))
+
+/**
+ * The rejects batch `seq` of run `runId` committed, in file order, as rejects file lines.
+ *
+ * @since 0.1.0
+ * @category ledger
+ */
+export const committedRejects = (schema: string, runId: number, seq: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const rows = yield* sql.unsafe<
+      { ord: string; file: string; byte_offset: string; element: string; record_id: string | null; reason: string }
+    >(
+      `select ord::text, file, byte_offset::text, element, record_id, reason
+       from ${qualify(schema, Ledger.rejects)} where run_id = $1 and batch_seq = $2 order by byte_offset, ord`,
+      [runId, seq]
+    )
+    return rows.map((r): RejectLine => ({
+      file: r.file,
+      offset: Number(r.byte_offset),
+      element: r.element,
+      id: r.record_id,
+      reason: r.reason,
+      ord: Number(r.ord)
+    }))
+  }).pipe(Effect.mapError(toDbError("read rejects")))
 
 /**
  * Creates the tables when the schema has none yet (a fresh database), so a first `ingest`

@@ -19,8 +19,10 @@ import { withDbRetry } from "../db/Retry.js"
 import { LockBusyError, withSchemaLock } from "../db/Locks.js"
 import {
   committedBatches,
+  committedRejects,
   findUnfinishedRun,
   finishRun,
+  Ledger,
   type LedgerEntry,
   reopenRun,
   startRun,
@@ -249,6 +251,23 @@ const load = (
       for (const [table, n] of Object.entries(b.rowCounts)) totals.rowsByTable[table] = (totals.rowsByTable[table] ?? 0) + n
     }
     const resumedBatches = ledger.length
+    // The rejects file is appended after each commit. A killed attempt may have committed a
+    // batch without appending it, and a server crash may have lost commits whose lines are
+    // in the file: what the file holds for this run decides what is appended, so each
+    // reject ends up there once.
+    const filed = unfinished === undefined ? new Map<number, number>() : yield* options.rejects.filed(file, runId)
+    for (const b of ledger) {
+      const lines = filed.get(b.seq) ?? 0
+      if (b.rejected === 0 || lines === b.rejected) continue
+      if (lines === 0) {
+        yield* options.rejects.append(runId, b.seq, yield* committedRejects(settings.schema, runId, b.seq))
+      } else {
+        yield* Effect.logWarning(
+          `the rejects file holds ${lines} of the ${b.rejected} rejects of batch ${b.seq} (a write cut short?); ` +
+            `the ${Ledger.rejects} table holds them all`
+        )
+      }
+    }
     const committed = (batch: Batch) =>
       Effect.gen(function*() {
         totals.batches++
@@ -257,7 +276,8 @@ const load = (
         totals.rejected += batch.rejects.length
         shapes.forEach((s, i) => (totals.rowsByTable[s.stagingTable]! += batch.tables[i]!.rows))
         for (const r of batch.rejects) totals.rejectsByKind[r.kind] = (totals.rejectsByKind[r.kind] ?? 0) + 1
-        yield* options.rejects.append(batch.rejects)
+        // lines filed by an attempt whose commit was lost are a prefix of the same batch's
+        yield* options.rejects.append(runId, batch.seq, batch.rejects.slice(filed.get(batch.seq) ?? 0))
         yield* Metric.incrementBy(Metrics.rowsLoaded, batch.rows)
         yield* Metric.incrementBy(Metrics.recordsRejected, batch.rejects.length)
         yield* Metric.increment(Metrics.batchesCommitted)
