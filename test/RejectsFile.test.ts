@@ -59,5 +59,15 @@ describe("the rejects file", () => {
       assert.strictEqual(lines[1], whole.slice(0, 40))
       assert.strictEqual(JSON.parse(lines[2]!).batch, 2)
       assert.strictEqual(lines[3], "")
+
+      // a new run appending to the same file, without reading it first
+      const other = path.join(dir, "torn-again.ndjson")
+      fs.writeFileSync(other, whole.slice(0, 40))
+      yield* (yield* makeRejectsFile(other)).append(8, 1, [reject(3)])
+      assert.deepStrictEqual(fs.readFileSync(other, "utf8").split("\n").map((l) => l.slice(0, 18)), [
+        whole.slice(0, 18),
+        `{"run":8,"batch":1`,
+        ""
+      ])
     }))
 })

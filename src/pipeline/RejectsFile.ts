@@ -66,7 +66,7 @@ export const makeRejectsFile = (file: string) =>
   Effect.gen(function*() {
     const lock = yield* Effect.makeSemaphore(1)
     let handle: fsp.FileHandle | undefined
-    /** a half line ends the file: the next append starts on a line of its own */
+    /** a half line ends the file (a write cut short): the next append starts on a line of its own */
     let torn = false
     yield* Effect.addFinalizer(() =>
       handle === undefined ? Effect.void : Effect.promise(() => handle!.close()).pipe(Effect.ignore)
@@ -74,6 +74,7 @@ export const makeRejectsFile = (file: string) =>
     const open = async () => {
       await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true })
       handle = await fsp.open(file, "a")
+      torn = !(await endsWithNewline(file))
       return handle
     }
     const append = (run: number, batch: number, rejects: ReadonlyArray<RejectLine>) =>
@@ -102,7 +103,6 @@ export const makeRejectsFile = (file: string) =>
             }
             if (parsed.file === input) counts.set(parsed.batch, (counts.get(parsed.batch) ?? 0) + 1)
           }
-          torn = !(await endsWithNewline(file))
           return counts
         },
         catch: (cause) => new RejectsWriteError({ path: file, cause })
