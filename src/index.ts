@@ -32,6 +32,7 @@ export {
   TooManyRejectsError
 } from "./pipeline/Ingest.js"
 export { logProgress, type ProgressReporter, type ProgressSnapshot } from "./pipeline/Progress.js"
+export { makeRejectsFile, type RejectLine, type RejectsFile } from "./pipeline/RejectsFile.js"
 export { Event, Group, GroupsDocument } from "./shape/GroupEvents.js"
 export {
   attribute,

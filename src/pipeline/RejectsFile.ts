@@ -26,6 +26,8 @@ import type { Reject } from "../xml/RecordParser.js"
 export type RejectLine = Pick<Reject, "file" | "offset" | "element" | "id" | "reason" | "ord">
 
 /**
+ * Where `ingestFile` files the rejects of each committed batch.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -59,6 +61,9 @@ const endsWithNewline = async (file: string): Promise<boolean> => {
 }
 
 /**
+ * The rejects file at `file`, appended to (created on the first reject); scoped, its handle
+ * closes with the scope.
+ *
  * @since 0.1.0
  * @category constructors
  */
