@@ -264,7 +264,10 @@ describe("database faults", () => {
     assert.strictEqual(result.code, 0, result.stderr)
     assert.isAtLeast(killed, 3)
     assert.include(result.stderr, "terminating connection due to administrator command")
-    assert.isAtLeast(Number(/retries\s+(\d+)/.exec(result.stderr)?.[1]), killed)
+    // a backend seen in COPY may have finished it before the kill lands: not every kill costs a retry
+    const retries = Number(/retries\s+(\d+)/.exec(result.stderr)?.[1])
+    assert.isAtLeast(retries, 1)
+    assert.isAtMost(retries, killed)
     await assertSameAsClean(file)
   })
 
