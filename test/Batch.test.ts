@@ -25,7 +25,7 @@ const reject = (ord: number): Reject => ({
 
 const builder = (limits: BatchLimits, firstSeq = 1) => {
   const batches: Array<Batch> = []
-  const b = new BatchBuilder(2, 5, limits, (batch) => batches.push(batch), firstSeq)
+  const b = new BatchBuilder([[], []], 5, limits, (batch) => batches.push(batch), firstSeq)
   return { b, batches }
 }
 

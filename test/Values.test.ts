@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { ValueType } from "../src/shape/Shape.js"
 import { checkId, checkIntRange, checkTimestamp } from "../src/shape/Values.js"
 
 const ok = (check: (s: string) => string | undefined, values: ReadonlyArray<string>) => {
@@ -147,5 +148,32 @@ describe("checkIntRange", () => {
     ok(r, ["-5", "-1", "0", "5"])
     bad(r, ["-6", "6", "-01", "--1"])
     assert.strictEqual(r("6"), "not an integer in -5..5")
+  })
+})
+
+describe("types marked plain", () => {
+  // COPY text would need these escaped; a plain type's value goes into a line as it is
+  const escaped = ["\t", "\n", "\r", "\\"]
+
+  it("are the built-in types whose checks reject every value holding a tab, newline, carriage return or backslash", () => {
+    const types: ReadonlyArray<ValueType> = [
+      ValueType.id,
+      ValueType.timestamptz,
+      ValueType.smallint(-5, 5),
+      ValueType.text,
+      ValueType.nonEmptyText
+    ]
+    assert.deepStrictEqual(types.map((t) => t.plain === true), [true, true, true, false, false])
+    const valid: ReadonlyArray<readonly [ValueType, string]> = [
+      [ValueType.id, "12"],
+      [ValueType.timestamptz, "2026-01-01T00:00:00.5+01:00"],
+      [ValueType.smallint(-5, 5), "-5"]
+    ]
+    for (const [type, value] of valid) {
+      assert.isUndefined(type.check(value))
+      for (let at = 0; at <= value.length; at++) {
+        for (const c of escaped) bad(type.check, [value.slice(0, at) + c + value.slice(at), value.slice(0, at) + c])
+      }
+    }
   })
 })

@@ -10,12 +10,19 @@ const replacement: Record<string, string> = { "\\": "\\\\", "\t": "\\t", "\n": "
 export const escapeCopyText = (value: string): string =>
   NEEDS_ESCAPE.test(value) ? value.replace(ESCAPES, (c) => replacement[c]!) : value
 
-/** One COPY line for `values` after an already-encoded `prefix` (which ends without a tab). */
-export const copyLine = (prefix: string, values: ReadonlyArray<string | null>): string => {
+/**
+ * One COPY line for `values` after an already-encoded `prefix` (which ends without a tab).
+ * `plain[i]`: value i cannot hold a character to escape (its type's check says so).
+ */
+export const copyLine = (
+  prefix: string,
+  values: ReadonlyArray<string | null>,
+  plain?: ReadonlyArray<boolean>
+): string => {
   let line = prefix
   for (let i = 0; i < values.length; i++) {
     const v = values[i]
-    line += v === null || v === undefined ? "\t\\N" : "\t" + escapeCopyText(v)
+    line += v === null || v === undefined ? "\t\\N" : "\t" + (plain?.[i] === true ? v : escapeCopyText(v))
   }
   return line + "\n"
 }

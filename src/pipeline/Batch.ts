@@ -149,21 +149,22 @@ export class BatchBuilder implements RecordSink {
   private firstOrd = 0
   private lastOrd = 0
 
+  /** `plain`: per table, per column, whether its values cannot hold a character to escape */
   constructor(
-    tableCount: number,
+    private readonly plain: ReadonlyArray<ReadonlyArray<boolean>>,
     private readonly runId: number,
     private readonly limits: BatchLimits,
     private readonly emit: (batch: Batch) => void,
     firstSeq = 1,
     pieces: PieceSource = freshPieces
   ) {
-    this.tables = Array.from({ length: tableCount }, () => new TableBuffer(pieces))
+    this.tables = plain.map(() => new TableBuffer(pieces))
     this.seq = firstSeq
     this.prefix = `${runId}\t${firstSeq}\t`
   }
 
   readonly row = (table: number, values: ReadonlyArray<string | null>, ord: number): void => {
-    this.bytes += this.tables[table]!.add(copyLine(this.prefix + ord, values))
+    this.bytes += this.tables[table]!.add(copyLine(this.prefix + ord, values, this.plain[table]))
     this.records++
     this.seen(ord)
   }

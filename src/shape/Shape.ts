@@ -16,6 +16,8 @@ import { checkId, checkIntRange, checkTimestamp } from "./Values.js"
 export interface ValueType {
   readonly sql: string
   readonly check: (raw: string) => string | undefined
+  /** a value that passes `check` has no tab, newline, carriage return or backslash: COPY text takes it as it is */
+  readonly plain?: boolean
   /**
    * Which built-in type this is. A check is a function and cannot cross to the parse
    * worker; a shape whose types all have a spec is rebuilt there from specs, any other
@@ -41,13 +43,14 @@ const checkNonEmpty = (s: string): string | undefined => (s.length === 0 ? "empt
  * @category constructors
  */
 export const ValueType = {
-  id: { sql: "bigint", check: checkId, spec: { _tag: "id" } } satisfies ValueType,
+  id: { sql: "bigint", check: checkId, plain: true, spec: { _tag: "id" } } satisfies ValueType,
   text: { sql: "text", check: () => undefined, spec: { _tag: "text" } } satisfies ValueType,
   nonEmptyText: { sql: "text", check: checkNonEmpty, spec: { _tag: "nonEmptyText" } } satisfies ValueType,
-  timestamptz: { sql: "timestamptz", check: checkTimestamp, spec: { _tag: "timestamptz" } } satisfies ValueType,
+  timestamptz: { sql: "timestamptz", check: checkTimestamp, plain: true, spec: { _tag: "timestamptz" } } satisfies ValueType,
   smallint: (min: number, max: number): ValueType => ({
     sql: "smallint",
     check: checkIntRange(min, max),
+    plain: true,
     spec: { _tag: "smallint", min, max }
   })
 } as const

@@ -132,7 +132,8 @@ export class Producer {
 
   /** `pieces`: where the COPY pieces come from (default: fresh Buffers) */
   constructor(private readonly options: ProducerOptions, pieces?: PieceSource) {
-    this.builder = new BatchBuilder(recordShapes(options.doc).length, options.runId, options.limits, (b) => {
+    const plain = recordShapes(options.doc).map((r) => r.columns.map((c) => c.type.plain === true))
+    this.builder = new BatchBuilder(plain, options.runId, options.limits, (b) => {
       this.ready.push(b)
     }, options.resumeAt?.seq ?? 1, pieces)
     this.xmlBytes = options.resumeAt?.byte ?? 0
