@@ -1,8 +1,9 @@
 /**
  * Entry of the parse worker thread: told what to parse by its first message, runs a Producer
  * over the chunks the main thread posts, or over its file, read a chunk per request, and
- * posts back, per chunk, the batches it completed. The main thread keeps the event loop for the COPY sockets; see
- * `ParseThread.ts` for the protocol and `SharedPieces.ts` for the batches' memory.
+ * posts back, per chunk, the batches it completed. The main thread keeps the event loop for
+ * the COPY sockets; see `ParseThread.ts` for the protocol and `SharedPieces.ts` for the
+ * batches' memory.
  */
 import * as fs from "node:fs"
 import { parentPort } from "node:worker_threads"
@@ -83,7 +84,8 @@ port.on("message", (message: ToWorker) => {
   try {
     const transfer: Array<ArrayBuffer> = []
     const batches = parse(current, message).map((b) => toWire(b, transfer))
-    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes: current.producer.bytes, ended: current.ended }, transfer)
+    const xmlBytes = current.producer.bytes
+    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes, ended: current.ended }, transfer)
   } catch (e) {
     if (e instanceof ReadFailure) return post({ _tag: "ReadFailed", reason: e.reason })
     const error = toParseError(current.file, current.producer.bytes, e)
