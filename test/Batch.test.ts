@@ -1,8 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { type Batch, BatchBuilder, type BatchLimits } from "../src/pipeline/Batch.js"
+import { type Batch, BatchBuilder, type BatchLimits, type TableFormat, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import type { Reject } from "../src/xml/RecordParser.js"
 import { Producer } from "../src/xml/Producer.js"
+import { copyRows } from "./copyText.js"
 
 const NO_LIMIT = 1 << 30
 
@@ -23,9 +24,12 @@ const reject = (ord: number): Reject => ({
   ord
 })
 
+/** COPY text, no column known to be plain */
+const TEXT: TableFormat = { _tag: "text", plain: [] }
+
 const builder = (limits: BatchLimits, firstSeq = 1) => {
   const batches: Array<Batch> = []
-  const b = new BatchBuilder([[], []], 5, limits, (batch) => batches.push(batch), firstSeq)
+  const b = new BatchBuilder([TEXT, TEXT], 5, limits, (batch) => batches.push(batch), firstSeq)
   return { b, batches }
 }
 
@@ -182,6 +186,11 @@ const produce = (input: Buffer, limits: BatchLimits, size: number) => {
   return { written, ended, all: [...written, ...ended] }
 }
 
+const formats = tableFormats(GroupsDocument)
+
+/** The Producer's rows of `table` in `batch`, fields as strings (see `copyRows`). */
+const rows = (batch: Batch, table: number) => copyRows(batch.tables[table]!.chunks, formats[table]!)
+
 describe("Producer batches", () => {
   const input = Buffer.from(sampleXml())
   const limits = { rows: 10, bytes: NO_LIMIT }
@@ -212,21 +221,21 @@ describe("Producer batches", () => {
 
   it("never split a group from its events", () => {
     for (const b of batches) {
-      const groups = new Set(lines(b, 0).map((f) => f[3]))
+      const groups = new Set(rows(b, 0).map((f) => f[3]))
       for (const r of b.rejects) if (r.element === "group") groups.add(r.id!)
-      for (const e of lines(b, 1)) assert.isTrue(groups.has(e[4]), `event ${e[3]} of group ${e[4]} in batch ${b.seq}`)
+      for (const e of rows(b, 1)) assert.isTrue(groups.has(e[4]), `event ${e[3]} of group ${e[4]} in batch ${b.seq}`)
     }
   })
 
   it("have firstOrd/lastOrd spanning their rows and rejects, contiguous across batches", () => {
     let expected = 1
     for (const b of batches) {
-      const ords = [...lines(b, 0), ...lines(b, 1)].map((f) => Number(f[2])).concat(b.rejects.map((r) => r.ord))
+      const ords = [...rows(b, 0), ...rows(b, 1)].map((f) => Number(f[2])).concat(b.rejects.map((r) => r.ord))
       assert.strictEqual(b.firstOrd, expected)
       assert.strictEqual(Math.min(...ords), b.firstOrd)
       assert.strictEqual(Math.max(...ords), b.lastOrd)
       assert.strictEqual(ords.length, b.lastOrd - b.firstOrd + 1)
-      for (const f of [...lines(b, 0), ...lines(b, 1)]) assert.deepStrictEqual(f.slice(0, 2), ["3", String(b.seq)])
+      for (const f of [...rows(b, 0), ...rows(b, 1)]) assert.deepStrictEqual(f.slice(0, 2), ["3", String(b.seq)])
       expected = b.lastOrd + 1
     }
   })
@@ -252,10 +261,10 @@ describe("Producer batches", () => {
       const rejectBytes = b.rejects.reduce((n, r) => n + r.reason.length, 0)
       assert.strictEqual(b.bytes, rejectBytes + b.tables.reduce((n, t) => n + Buffer.concat(t.chunks).length, 0))
     }
-    const rows = (bs: Array<Batch>) =>
-      bs.flatMap((b) => [0, 1].flatMap((t) => lines(b, t).map((f) => f.slice(2))))
+    const all = (bs: Array<Batch>) =>
+      bs.flatMap((b) => [0, 1].flatMap((t) => rows(b, t).map((f) => f.slice(2))))
         .sort((x, y) => Number(x[0]) - Number(y[0]))
-    assert.deepStrictEqual(rows(byBytes), rows(batches))
+    assert.deepStrictEqual(all(byBytes), all(batches))
   })
 
   it("are identical whatever the chunking", () => {

@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import { copyTargets, transactionClient, writeBatch } from "../src/db/Copy.js"
 import { qualify } from "../src/db/Identifiers.js"
 import { clientQuery, PgPool } from "../src/db/PgPool.js"
-import { type Batch, BatchBuilder } from "../src/pipeline/Batch.js"
+import { type Batch, BatchBuilder, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { databaseUrl, newSchema, TestLoader } from "./utils.js"
 
@@ -66,7 +66,7 @@ const schema = newSchema()
 /** One batch of run 7: two groups, three events and one rejected record, bytes 100..900. */
 const sampleBatch = (): Batch => {
   const out: Array<Batch> = []
-  const b = new BatchBuilder([[], []], 7, { rows: 1000, bytes: 1 << 30 }, (batch) => out.push(batch), 4)
+  const b = new BatchBuilder(tableFormats(GroupsDocument), 7, { rows: 1000, bytes: 1 << 30 }, (batch) => out.push(batch), 4)
   b.row(0, ["1", "G-1", "one", null, "2026-01-01T00:00:00Z"], 1)
   b.row(1, ["10", "1", "click", "2026-01-01T00:00:01Z", "3", "web", "{\"a\":1}"], 2)
   b.row(1, ["11", "1", "view", "2026-01-01T00:00:02Z", null, null, null], 3)

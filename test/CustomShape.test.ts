@@ -8,7 +8,7 @@ import * as path from "node:path"
 import { qualify, quoteIdent } from "../src/db/Identifiers.js"
 import { DatabaseLive } from "../src/db/PgPool.js"
 import { initSchema } from "../src/db/Staging.js"
-import type { Batch } from "../src/pipeline/Batch.js"
+import { type Batch, tableFormats } from "../src/pipeline/Batch.js"
 import { ingestFile } from "../src/pipeline/Ingest.js"
 import { makeRejectsFile } from "../src/pipeline/RejectsFile.js"
 import {
@@ -102,10 +102,10 @@ const producerOptions = (doc: DocumentShape): ProducerOptions => ({
   limits: { rows: 700, bytes: 1 << 20 }
 })
 
-/** What a batch carries, its COPY text as strings. */
+/** What a batch carries, its COPY data as base64. */
 const plainBatch = ({ release: _release, ...b }: Batch) => ({
   ...b,
-  tables: b.tables.map((t) => ({ rows: t.rows, text: Buffer.concat(t.chunks).toString() }))
+  tables: b.tables.map((t) => ({ rows: t.rows, data: Buffer.concat(t.chunks).toString("base64") }))
 })
 
 describe("a document shape of one's own", () => {
@@ -193,13 +193,22 @@ layer(DatabaseLive({ url: databaseUrl(), maxConnections: 6 }), { excludeTestServ
         assert.strictEqual(onMain.state, "done")
         assert.deepStrictEqual(onMain.rowsByTable, onWorker.rowsByTable)
         assert.strictEqual(onMain.rejected, onWorker.rejected)
-        const both = yield* sql.unsafe<{ n: number }>(
-          `select count(*)::int as n from (
-             select item_id, title, added_at from ${qualify(schema, "stg_item")} where run_id = ${onWorker.runId}
-             except
-             select item_id, title, added_at from ${qualify(schema, "stg_item")} where run_id = ${onMain.runId}) d`
-        )
-        assert.strictEqual(both[0]!.n, 0)
+        // prices of the check of one's own went as COPY text, those of Catalog as binary COPY
+        assert.deepStrictEqual(tableFormats(OwnCheck).map((f) => f._tag), ["binary", "text"])
+        assert.deepStrictEqual(tableFormats(Catalog).map((f) => f._tag), ["binary", "binary"])
+        const differing = (table: string, columns: string) =>
+          sql.unsafe<{ n: number }>(
+            `select count(*)::int as n from (
+               (select ord, ${columns} from ${qualify(schema, table)} where run_id = ${onWorker.runId}
+                except
+                select ord, ${columns} from ${qualify(schema, table)} where run_id = ${onMain.runId})
+               union all
+               (select ord, ${columns} from ${qualify(schema, table)} where run_id = ${onMain.runId}
+                except
+                select ord, ${columns} from ${qualify(schema, table)} where run_id = ${onWorker.runId})) d`
+          ).pipe(Effect.map((r) => r[0]!.n))
+        assert.strictEqual(yield* differing("stg_item", "item_id, title, added_at"), 0)
+        assert.strictEqual(yield* differing("stg_price", "price_id, item_id, currency, cents"), 0)
       }).pipe(Effect.scoped))
   }
 )

@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
 import { XmlParseError } from "../src/Errors.js"
-import type { Batch } from "../src/pipeline/Batch.js"
+import { type Batch, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { recordShapes } from "../src/shape/Shape.js"
 import type { Reject } from "../src/xml/RecordParser.js"
 import { Producer } from "../src/xml/Producer.js"
-import { unescapeField } from "./copyText.js"
+import { copyRows } from "./copyText.js"
 
 type Row = Record<string, string | number | null>
 
@@ -22,21 +22,20 @@ interface RunOptions {
 
 const shapes = recordShapes(GroupsDocument)
 
-/** COPY text back to rows keyed by column name; run_id and batch_seq are checked, then dropped. */
+const formats = tableFormats(GroupsDocument)
+
+/** COPY data back to rows keyed by column name; run_id and batch_seq are checked, then dropped. */
 const decodeTable = (batch: Batch, table: number): Array<Row> => {
   const columns = shapes[table]!.columns
-  const text = batch.tables[table]!.chunks.join("")
-  const lines = text.split("\n")
-  assert.strictEqual(lines.pop(), "", "COPY text ends with a newline")
-  assert.strictEqual(lines.length, batch.tables[table]!.rows)
-  return lines.map((line) => {
-    const fields = line.split("\t")
-    assert.strictEqual(fields.length, 3 + columns.length, `field count of ${JSON.stringify(line)}`)
+  const rows = copyRows(batch.tables[table]!.chunks, formats[table]!)
+  assert.strictEqual(rows.length, batch.tables[table]!.rows)
+  return rows.map((fields) => {
+    assert.strictEqual(fields.length, 3 + columns.length)
     assert.strictEqual(fields[0], "7")
     assert.strictEqual(fields[1], String(batch.seq))
     const row: Row = { ord: Number(fields[2]) }
     columns.forEach((c, i) => {
-      row[c.name] = unescapeField(fields[3 + i]!)
+      row[c.name] = fields[3 + i]!
     })
     return row
   })
@@ -155,7 +154,8 @@ describe("RecordParser", () => {
           code: "G-0000001",
           name: "Группа №1 & co",
           description: "free text, may hold <markup>",
-          created_at: "2026-01-01T00:00:00.000Z"
+          // timestamps load as binary timestamptz: the instant, shown here in UTC
+          created_at: "2026-01-01T00:00:00Z"
         }],
         event: [
           {
@@ -163,7 +163,7 @@ describe("RecordParser", () => {
             event_id: "1",
             group_id: "1",
             type: "click",
-            occurred_at: "2026-01-01T00:00:01.250Z",
+            occurred_at: "2026-01-01T00:00:01.250000Z",
             severity: "3",
             source: "web",
             payload: "any text: tabs, newlines, backslashes \\N, quotes, emoji"
@@ -173,7 +173,7 @@ describe("RecordParser", () => {
             event_id: "2",
             group_id: "1",
             type: "view",
-            occurred_at: "2026-01-01T00:00:02+03:00",
+            occurred_at: "2025-12-31T21:00:02Z",
             severity: null,
             source: null,
             payload: null

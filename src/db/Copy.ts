@@ -10,8 +10,9 @@ import * as Exit from "effect/Exit"
 import Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { DbError, toDbError } from "../Errors.js"
-import type { Batch } from "../pipeline/Batch.js"
+import { type Batch, tableFormats } from "../pipeline/Batch.js"
 import { type DocumentShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
+import { BINARY_HEADER, BINARY_TRAILER } from "./CopyBinary.js"
 import { copyLine } from "./CopyText.js"
 import { qualify, quoteIdent } from "./Identifiers.js"
 import { clientQuery, type Closing, scopedClient } from "./PgPool.js"
@@ -92,7 +93,8 @@ export const copyIn = (client: Pg.PoolClient, sql: string, chunks: ReadonlyArray
  * @category models
  */
 export interface CopyTargets {
-  readonly tables: ReadonlyArray<{ readonly name: string; readonly sql: string }>
+  /** `binary`: the table's rows are binary COPY rows (see `tableFormats`), sent between a header and a trailer */
+  readonly tables: ReadonlyArray<{ readonly name: string; readonly sql: string; readonly binary: boolean }>
   readonly rejectsSql: string
   /** the ledger's qualified name */
   readonly ledger: string
@@ -104,13 +106,15 @@ export interface CopyTargets {
  */
 export const copyTargets = (doc: DocumentShape, schema: string): CopyTargets => {
   const prefix = stagingPrefix.map((c) => quoteIdent(c.name))
-  const copySql = (table: string, columns: ReadonlyArray<string>) =>
-    `COPY ${qualify(schema, table)} (${[...prefix, ...columns.map(quoteIdent)].join(", ")}) FROM STDIN`
+  const copySql = (table: string, columns: ReadonlyArray<string>, binary = false) =>
+    `COPY ${qualify(schema, table)} (${[...prefix, ...columns.map(quoteIdent)].join(", ")}) FROM STDIN` +
+    (binary ? " (FORMAT binary)" : "")
+  const formats = tableFormats(doc)
   return {
-    tables: recordShapes(doc).map((r) => ({
-      name: r.stagingTable,
-      sql: copySql(r.stagingTable, r.columns.map((c) => c.name))
-    })),
+    tables: recordShapes(doc).map((r, i) => {
+      const binary = formats[i]!._tag === "binary"
+      return { name: r.stagingTable, sql: copySql(r.stagingTable, r.columns.map((c) => c.name), binary), binary }
+    }),
     rejectsSql: copySql(Ledger.rejects, rejectColumns),
     ledger: qualify(schema, Ledger.batches)
   }
@@ -157,7 +161,14 @@ export const writeBatch = (targets: CopyTargets, runId: number, batch: Batch) =>
     let rows = 0
     for (let t = 0; t < targets.tables.length; t++) {
       const data = batch.tables[t]!
-      if (data.rows > 0) rows += yield* copyIn(client, targets.tables[t]!.sql, data.chunks)
+      const target = targets.tables[t]!
+      if (data.rows > 0) {
+        rows += yield* copyIn(
+          client,
+          target.sql,
+          target.binary ? [BINARY_HEADER, ...data.chunks, BINARY_TRAILER] : data.chunks
+        )
+      }
     }
     if (batch.rejects.length > 0) yield* copyIn(client, targets.rejectsSql, rejectLines(runId, batch))
     yield* clientQuery(client, "commit", "COMMIT").pipe(Effect.uninterruptible)

@@ -4,11 +4,13 @@
  * input and a group is never split from its events. Cuts depend only on the data and the
  * limits, so the same file with the same limits always gives the same batches.
  */
+import { type BinaryKind, binaryKinds, fieldBound, writeField, writeInt4Field, writeInt8Field } from "../db/CopyBinary.js"
 import { copyLine } from "../db/CopyText.js"
+import { type DocumentShape, recordShapes } from "../shape/Shape.js"
 import type { RecordSink, Reject } from "../xml/RecordParser.js"
 
 /**
- * Where the batcher cuts: at most `rows` rows and about `bytes` bytes of COPY text per
+ * Where the batcher cuts: at most `rows` rows and about `bytes` bytes of COPY data per
  * batch, cut only between top-level records.
  *
  * @since 0.1.0
@@ -16,13 +18,13 @@ import type { RecordSink, Reject } from "../xml/RecordParser.js"
  */
 export interface BatchLimits {
   readonly rows: number
-  /** UTF-8 bytes of the encoded COPY text (a reject counts its reason's length) */
+  /** bytes of the encoded COPY data (a reject counts its reason's length) */
   readonly bytes: number
 }
 
 /**
- * COPY text for one table, UTF-8 encoded, in Buffers of about 64 KiB. Buffers live off the
- * V8 heap, so a batch waiting in the queue costs the garbage collector nothing.
+ * COPY data for one table, rows in its `TableFormat`, in Buffers of about 64 KiB. Buffers
+ * live off the V8 heap, so a batch waiting in the queue costs the garbage collector nothing.
  *
  * @since 0.1.0
  * @category models
@@ -33,7 +35,7 @@ export interface TableData {
 }
 
 /**
- * One writer's unit of work: the COPY text of consecutive top-level records for each table,
+ * One writer's unit of work: the COPY data of consecutive top-level records for each table,
  * their rejects, and their place in the input (byte range, record numbers). It commits in
  * one transaction together with its ledger row.
  *
@@ -47,7 +49,7 @@ export interface Batch {
   readonly rejects: ReadonlyArray<Reject>
   /** rows to load, over all tables */
   readonly rows: number
-  /** UTF-8 bytes of COPY text */
+  /** bytes of COPY data */
   readonly bytes: number
   readonly byteStart: number
   readonly byteEnd: number
@@ -80,91 +82,211 @@ export interface PieceSource {
 const freshPieces: PieceSource = { allocate: Buffer.allocUnsafeSlow, reclaim: () => {} }
 
 /**
- * Lines wait as one string until the piece might not hold them (a UTF-16 unit is at most
- * 3 bytes): one Buffer write for many lines, and pieces cut where one write per line would.
+ * How a table's rows are encoded: binary COPY, a kind per column, when every column is a
+ * built-in type; otherwise COPY text, with whether each column's values are `plain`.
+ *
+ * @since 0.1.0
+ * @category models
  */
-class TableBuffer {
-  private chunks: Array<Buffer> = []
-  private current: Buffer
-  private offset = 0
-  /** lines not encoded yet */
-  pending = ""
-  rows = 0
+export type TableFormat =
+  | { readonly _tag: "binary"; readonly kinds: ReadonlyArray<BinaryKind> }
+  | { readonly _tag: "text"; readonly plain: ReadonlyArray<boolean> }
 
-  constructor(private readonly pieces: PieceSource) {
-    this.current = pieces.allocate(PIECE)
+/**
+ * The format of each of `doc`'s tables, in `recordShapes` order: the producer encodes by
+ * it and the writer's COPY statements follow it.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const tableFormats = (doc: DocumentShape): ReadonlyArray<TableFormat> =>
+  recordShapes(doc).map((r): TableFormat => {
+    const kinds = binaryKinds(r)
+    return kinds === undefined
+      ? { _tag: "text", plain: r.columns.map((c) => c.type.plain === true) }
+      : { _tag: "binary", kinds }
+  })
+
+/** One table's rows of the batch being built, encoded into pieces. */
+interface TableEncoder {
+  rows: number
+  /** characters added but not encoded yet */
+  readonly pendingChars: number
+  /** rows from here on belong to batch `seq` */
+  begin(seq: number): void
+  /** Appends one row; returns the bytes this encoded. */
+  add(ord: number, values: ReadonlyArray<string | null>): number
+  /** Encodes what is pending; returns its bytes. */
+  flush(): number
+  /** Hands over the rows, which must all be encoded. */
+  take(): TableData
+}
+
+/** The pieces written so far and the one being filled. */
+class Pieces {
+  private chunks: Array<Buffer> = []
+  current: Buffer
+  offset = 0
+
+  constructor(private readonly source: PieceSource) {
+    this.current = source.allocate(PIECE)
   }
 
-  /** Appends one line; returns the UTF-8 length of the pending lines this encoded. */
-  add(line: string): number {
+  /** Starts a new piece if the current one has less than `size` bytes free. */
+  room(size: number): void {
+    if (this.offset + size <= this.current.length) return
+    if (this.offset > 0) this.chunks.push(this.current.subarray(0, this.offset))
+    else this.source.reclaim(this.current)
+    this.current = this.source.allocate(Math.max(PIECE, size))
+    this.offset = 0
+  }
+
+  take(): Array<Buffer> {
+    if (this.offset > 0) {
+      this.chunks.push(this.current.subarray(0, this.offset))
+      this.current = this.source.allocate(PIECE)
+      this.offset = 0
+    }
+    const chunks = this.chunks
+    this.chunks = []
+    return chunks
+  }
+}
+
+/**
+ * COPY text. Lines wait as one string until the piece might not hold them (a UTF-16 unit is
+ * at most 3 bytes): one Buffer write for many lines, and pieces cut where one write per line
+ * would.
+ */
+class TextTable implements TableEncoder {
+  private readonly pieces: Pieces
+  private prefix = ""
+  /** lines not encoded yet */
+  private pending = ""
+  rows = 0
+
+  constructor(private readonly runId: number, private readonly plain: ReadonlyArray<boolean>, source: PieceSource) {
+    this.pieces = new Pieces(source)
+  }
+
+  get pendingChars(): number {
+    return this.pending.length
+  }
+
+  begin(seq: number): void {
+    this.prefix = `${this.runId}\t${seq}\t`
+  }
+
+  add(ord: number, values: ReadonlyArray<string | null>): number {
+    const line = copyLine(this.prefix + ord, values, this.plain)
+    const p = this.pieces
     let written = 0
-    if ((this.pending.length + line.length) * 3 > this.current.length - this.offset) {
+    if ((this.pending.length + line.length) * 3 > p.current.length - p.offset) {
       written = this.flush()
-      if (this.offset + line.length * 3 > this.current.length) {
-        if (this.offset > 0) this.chunks.push(this.current.subarray(0, this.offset))
-        else this.pieces.reclaim(this.current)
-        this.current = this.pieces.allocate(Math.max(PIECE, line.length * 3))
-        this.offset = 0
-      }
+      p.room(line.length * 3)
     }
     this.pending += line
     this.rows++
     return written
   }
 
-  /** Encodes the pending lines; returns their UTF-8 length. */
   flush(): number {
     if (this.pending.length === 0) return 0
-    const written = this.current.write(this.pending, this.offset)
-    this.offset += written
+    const p = this.pieces
+    const written = p.current.write(this.pending, p.offset)
+    p.offset += written
     this.pending = ""
     return written
   }
 
-  /** Hands over the lines, which must all be encoded. */
   take(): TableData {
-    if (this.offset > 0) {
-      this.chunks.push(this.current.subarray(0, this.offset))
-      this.current = this.pieces.allocate(PIECE)
-      this.offset = 0
-    }
-    const data = { chunks: this.chunks, rows: this.rows }
-    this.chunks = []
+    const data = { chunks: this.pieces.take(), rows: this.rows }
+    this.rows = 0
+    return data
+  }
+}
+
+/** the staging prefix as binary fields: run_id and batch_seq (int4), ord (int8) */
+const PREFIX_BYTES = 8 + 8 + 12
+
+/** Binary COPY rows, written straight into the pieces (the stream's header and trailer are the writer's). */
+class BinaryTable implements TableEncoder {
+  private readonly pieces: Pieces
+  private seq = 0
+  rows = 0
+  readonly pendingChars = 0
+
+  constructor(private readonly runId: number, private readonly kinds: ReadonlyArray<BinaryKind>, source: PieceSource) {
+    this.pieces = new Pieces(source)
+  }
+
+  begin(seq: number): void {
+    this.seq = seq
+  }
+
+  add(ord: number, values: ReadonlyArray<string | null>): number {
+    const kinds = this.kinds
+    let size = 2 + PREFIX_BYTES
+    for (let i = 0; i < kinds.length; i++) size += fieldBound(kinds[i]!, values[i] ?? null)
+    const p = this.pieces
+    p.room(size)
+    const b = p.current
+    const start = p.offset
+    const fields = 3 + kinds.length
+    b[start] = fields >>> 8
+    b[start + 1] = fields
+    let at = start + 2
+    at += writeInt4Field(b, at, this.runId)
+    at += writeInt4Field(b, at, this.seq)
+    at += writeInt8Field(b, at, ord)
+    for (let i = 0; i < kinds.length; i++) at += writeField(b, at, kinds[i]!, values[i] ?? null)
+    p.offset = at
+    this.rows++
+    return at - start
+  }
+
+  flush(): number {
+    return 0
+  }
+
+  take(): TableData {
+    const data = { chunks: this.pieces.take(), rows: this.rows }
     this.rows = 0
     return data
   }
 }
 
 export class BatchBuilder implements RecordSink {
-  private readonly tables: Array<TableBuffer>
+  private readonly tables: Array<TableEncoder>
   private rejects: Array<Reject> = []
   private seq: number
-  private prefix: string
   /** rows plus rejects: rejects count toward the row limit, so they cannot pile up */
   private records = 0
-  /** UTF-8 bytes of the encoded lines (the tables' pending lines are not counted yet) */
+  /** bytes of the encoded rows (the text tables' pending lines are not counted yet) */
   private bytes = 0
   private byteStart = -1
   private byteEnd = 0
   private firstOrd = 0
   private lastOrd = 0
 
-  /** `plain`: per table, per column, whether its values cannot hold a character to escape */
+  /** `formats`: one per table, in `recordShapes` order (see `tableFormats`) */
   constructor(
-    private readonly plain: ReadonlyArray<ReadonlyArray<boolean>>,
-    private readonly runId: number,
+    formats: ReadonlyArray<TableFormat>,
+    runId: number,
     private readonly limits: BatchLimits,
     private readonly emit: (batch: Batch) => void,
     firstSeq = 1,
     pieces: PieceSource = freshPieces
   ) {
-    this.tables = plain.map(() => new TableBuffer(pieces))
+    this.tables = formats.map((f) =>
+      f._tag === "binary" ? new BinaryTable(runId, f.kinds, pieces) : new TextTable(runId, f.plain, pieces)
+    )
     this.seq = firstSeq
-    this.prefix = `${runId}\t${firstSeq}\t`
+    for (const t of this.tables) t.begin(firstSeq)
   }
 
   readonly row = (table: number, values: ReadonlyArray<string | null>, ord: number): void => {
-    this.bytes += this.tables[table]!.add(copyLine(this.prefix + ord, values, this.plain[table]))
+    this.bytes += this.tables[table]!.add(ord, values)
     this.records++
     this.seen(ord)
   }
@@ -185,7 +307,7 @@ export class BatchBuilder implements RecordSink {
   /** Whether the exact size reaches `limit`; pending lines are encoded only if they could make it so. */
   private reaches(limit: number): boolean {
     let pending = 0
-    for (const t of this.tables) pending += t.pending.length
+    for (const t of this.tables) pending += t.pendingChars
     if (this.bytes + pending * 3 < limit) return false
     this.encodePending()
     return this.bytes >= limit
@@ -221,7 +343,7 @@ export class BatchBuilder implements RecordSink {
       lastOrd: this.lastOrd
     }
     this.seq++
-    this.prefix = `${this.runId}\t${this.seq}\t`
+    for (const t of this.tables) t.begin(this.seq)
     this.rejects = []
     this.records = 0
     this.bytes = 0

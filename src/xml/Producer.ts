@@ -4,8 +4,8 @@
  */
 import { isUtf8 } from "node:buffer"
 import { causeMessage, XmlParseError } from "../Errors.js"
-import { type Batch, BatchBuilder, type BatchLimits, type PieceSource } from "../pipeline/Batch.js"
-import { type DocumentShape, recordShapes } from "../shape/Shape.js"
+import { type Batch, BatchBuilder, type BatchLimits, type PieceSource, tableFormats } from "../pipeline/Batch.js"
+import type { DocumentShape } from "../shape/Shape.js"
 import { RecordParser } from "./RecordParser.js"
 /**
  * @since 0.1.0
@@ -132,8 +132,7 @@ export class Producer {
 
   /** `pieces`: where the COPY pieces come from (default: fresh Buffers) */
   constructor(private readonly options: ProducerOptions, pieces?: PieceSource) {
-    const plain = recordShapes(options.doc).map((r) => r.columns.map((c) => c.type.plain === true))
-    this.builder = new BatchBuilder(plain, options.runId, options.limits, (b) => {
+    this.builder = new BatchBuilder(tableFormats(options.doc), options.runId, options.limits, (b) => {
       this.ready.push(b)
     }, options.resumeAt?.seq ?? 1, pieces)
     this.xmlBytes = options.resumeAt?.byte ?? 0

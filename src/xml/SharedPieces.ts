@@ -13,7 +13,7 @@
 import { PIECE, type PieceSource } from "../pipeline/Batch.js"
 
 /**
- * A piece of COPY text on the wire: the first `length` bytes of shared region `region`, or
+ * A piece of COPY data on the wire: the first `length` bytes of shared region `region`, or
  * `own`, a buffer transferred with it.
  */
 export type WirePiece =

@@ -1,0 +1,164 @@
+/**
+ * PostgreSQL's binary COPY format for the built-in value types. The server takes binary
+ * integers and timestamps as they are, where the text format makes it parse each one:
+ * measured on the staging load, a binary COPY costs the server ~40 % less CPU, and the
+ * server shares the loader's two cores with the parser.
+ *
+ * A stream is a header, then per row a field count and per field a 32-bit length (-1 for
+ * NULL) and the value's bytes, all big-endian, then a trailer.
+ */
+import type { RecordShape } from "../shape/Shape.js"
+
+/** How a column's validated text is written: UTF-8 text, int2, int8, timestamptz. */
+export const BinaryKind = { text: 0, int2: 1, int8: 2, timestamptz: 3 } as const
+export type BinaryKind = typeof BinaryKind[keyof typeof BinaryKind]
+
+/** "PGCOPY\n\377\r\n\0", flags 0, header extension length 0 */
+export const BINARY_HEADER: Buffer = Buffer.from([
+  0x50, 0x47, 0x43, 0x4f, 0x50, 0x59, 0x0a, 0xff, 0x0d, 0x0a, 0x00, 0, 0, 0, 0, 0, 0, 0, 0
+])
+
+/** a field count of -1 */
+export const BINARY_TRAILER: Buffer = Buffer.from([0xff, 0xff])
+
+/**
+ * The binary kind of each of `shape`'s columns, or undefined when one of them is not a
+ * built-in type with its own SQL type: such a table is loaded as COPY text, which the
+ * server parses whatever the column's type.
+ */
+export const binaryKinds = (shape: RecordShape): ReadonlyArray<BinaryKind> | undefined => {
+  const kinds: Array<BinaryKind> = []
+  for (const c of shape.columns) {
+    const tag = c.type.spec?._tag
+    const kind = tag === "text" || tag === "nonEmptyText"
+      ? c.type.sql === "text" ? BinaryKind.text : undefined
+      : tag === "id"
+      ? c.type.sql === "bigint" ? BinaryKind.int8 : undefined
+      : tag === "smallint"
+      ? c.type.sql === "smallint" ? BinaryKind.int2 : undefined
+      : tag === "timestamptz" && c.type.sql === "timestamptz"
+      ? BinaryKind.timestamptz
+      : undefined
+    if (kind === undefined) return undefined
+    kinds.push(kind)
+  }
+  return kinds
+}
+
+/** The most bytes a field of `kind` holding `value` takes, its length word included. */
+export const fieldBound = (kind: BinaryKind, value: string | null): number =>
+  value === null ? 4 : kind === BinaryKind.text ? 4 + 3 * value.length : 12
+
+const TWO_32 = 4294967296
+
+/** Writes a 32-bit big-endian integer (signed or not: the low 32 bits of `n`). */
+const int32 = (b: Buffer, at: number, n: number): void => {
+  b[at] = n >>> 24
+  b[at + 1] = n >>> 16
+  b[at + 2] = n >>> 8
+  b[at + 3] = n
+}
+
+/** Writes the int8 `hi * 2^32 + lo`, with `lo` in [0, 2^32), as 8 bytes. */
+const int64 = (b: Buffer, at: number, hi: number, lo: number): void => {
+  int32(b, at, hi)
+  int32(b, at + 4, lo)
+}
+
+/** Writes a safe integer as an int8 field (length word and value); returns the bytes written. */
+export const writeInt8Field = (b: Buffer, at: number, n: number): number => {
+  int32(b, at, 8)
+  const hi = Math.floor(n / TWO_32)
+  int64(b, at + 4, hi, n - hi * TWO_32)
+  return 12
+}
+
+/** Writes a 32-bit integer field; returns the bytes written. */
+export const writeInt4Field = (b: Buffer, at: number, n: number): number => {
+  int32(b, at, 4)
+  int32(b, at + 4, n)
+  return 8
+}
+
+const digit = (s: string, i: number): number => s.charCodeAt(i) - 48
+const two = (s: string, i: number): number => digit(s, i) * 10 + digit(s, i + 1)
+
+/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`). */
+const daysFromCivil = (year: number, month: number, day: number): number => {
+  const y = month <= 2 ? year - 1 : year
+  const era = Math.floor(y / 400)
+  const yoe = y - era * 400
+  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+}
+
+/** days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 */
+const PG_EPOCH_DAYS = 10957
+const FRACTION_SCALE = [1, 100000, 10000, 1000, 100, 10, 1]
+
+/**
+ * Writes a timestamp that passed `checkTimestamp` (`YYYY-MM-DDTHH:MM:SS[.f{1,6}]` then `Z`
+ * or `±hh:mm`) as a timestamptz field: microseconds since 2000-01-01 UTC.
+ */
+const writeTimestamp = (b: Buffer, at: number, s: string): number => {
+  const days = daysFromCivil(two(s, 0) * 100 + two(s, 2), two(s, 5), two(s, 8)) - PG_EPOCH_DAYS
+  let seconds = days * 86400 + two(s, 11) * 3600 + two(s, 14) * 60 + two(s, 17)
+  let i = 19
+  let micros = 0
+  if (s.charCodeAt(i) === 46) {
+    const start = ++i
+    while (i < s.length && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) micros = micros * 10 + digit(s, i++)
+    micros *= FRACTION_SCALE[i - start]!
+  }
+  const zone = s.charCodeAt(i)
+  if (zone !== 90) {
+    const offset = two(s, i + 1) * 3600 + two(s, i + 4) * 60
+    seconds += zone === 43 ? -offset : offset
+  }
+  // seconds * 10^6 + micros can pass 2^53: 10^6 = 15625 * 2^6, and seconds * 15625 stays
+  // below 2^53 for years 1..9999, so the product is split at 2^26 before the shift by 2^6.
+  const w = seconds * 15625
+  let hi = Math.floor(w / 67108864)
+  let lo = (w - hi * 67108864) * 64 + micros
+  if (lo >= TWO_32) {
+    hi++
+    lo -= TWO_32
+  }
+  int32(b, at, 8)
+  int64(b, at + 4, hi, lo)
+  return 12
+}
+
+/**
+ * Writes one validated value (or NULL) as a field of `kind`; returns the bytes written.
+ * The buffer must have `fieldBound(kind, value)` bytes free at `at`.
+ */
+export const writeField = (b: Buffer, at: number, kind: BinaryKind, value: string | null): number => {
+  if (value === null) {
+    int32(b, at, -1)
+    return 4
+  }
+  switch (kind) {
+    case BinaryKind.text: {
+      const n = b.write(value, at + 4)
+      int32(b, at, n)
+      return 4 + n
+    }
+    case BinaryKind.int8:
+      // ids of up to 15 digits are exact as numbers; longer ones go through BigInt
+      if (value.length <= 15) return writeInt8Field(b, at, +value)
+      int32(b, at, 8)
+      b.writeBigInt64BE(BigInt(value), at + 4)
+      return 12
+    case BinaryKind.int2: {
+      const n = +value
+      int32(b, at, 2)
+      b[at + 4] = n >>> 8
+      b[at + 5] = n
+      return 6
+    }
+    case BinaryKind.timestamptz:
+      return writeTimestamp(b, at, value)
+  }
+}
