@@ -107,33 +107,29 @@ export const tableFormats = (doc: DocumentShape): ReadonlyArray<TableFormat> =>
       : { _tag: "binary", kinds }
   })
 
-/** One table's rows of the batch being built, encoded into pieces. */
-interface TableEncoder {
-  rows: number
-  /** characters added but not encoded yet */
-  readonly pendingChars: number
-  /** rows from here on belong to batch `seq` */
-  begin(seq: number): void
-  /** Appends one row; returns the bytes this encoded. */
-  add(ord: number, values: ReadonlyArray<string | null>): number
-  /** Encodes what is pending; returns its bytes. */
-  flush(): number
-  /** Hands over the rows, which must all be encoded. */
-  take(): TableData
-}
-
-/** The pieces written so far and the one being filled. */
-class Pieces {
+/** One table's rows of the batch being built, encoded into pieces of memory. */
+abstract class TableEncoder {
   private chunks: Array<Buffer> = []
-  current: Buffer
-  offset = 0
+  /** the piece being filled */
+  protected current: Buffer
+  protected offset = 0
+  rows = 0
+  /** characters added but not encoded yet */
+  abstract readonly pendingChars: number
 
   constructor(private readonly source: PieceSource) {
     this.current = source.allocate(PIECE)
   }
 
+  /** rows from here on belong to batch `seq` */
+  abstract begin(seq: number): void
+  /** Appends one row; returns the bytes this encoded. */
+  abstract add(ord: number, values: ReadonlyArray<string | null>): number
+  /** Encodes what is pending; returns its bytes. */
+  abstract flush(): number
+
   /** Starts a new piece if the current one has less than `size` bytes free. */
-  room(size: number): void {
+  protected room(size: number): void {
     if (this.offset + size <= this.current.length) return
     if (this.offset > 0) this.chunks.push(this.current.subarray(0, this.offset))
     else this.source.reclaim(this.current)
@@ -141,15 +137,17 @@ class Pieces {
     this.offset = 0
   }
 
-  take(): Array<Buffer> {
+  /** Hands over the rows, which must all be encoded. */
+  take(): TableData {
     if (this.offset > 0) {
       this.chunks.push(this.current.subarray(0, this.offset))
       this.current = this.source.allocate(PIECE)
       this.offset = 0
     }
-    const chunks = this.chunks
+    const data = { chunks: this.chunks, rows: this.rows }
     this.chunks = []
-    return chunks
+    this.rows = 0
+    return data
   }
 }
 
@@ -158,15 +156,13 @@ class Pieces {
  * at most 3 bytes): one Buffer write for many lines, and pieces cut where one write per line
  * would.
  */
-class TextTable implements TableEncoder {
-  private readonly pieces: Pieces
+class TextTable extends TableEncoder {
   private prefix = ""
   /** lines not encoded yet */
   private pending = ""
-  rows = 0
 
   constructor(private readonly runId: number, private readonly plain: ReadonlyArray<boolean>, source: PieceSource) {
-    this.pieces = new Pieces(source)
+    super(source)
   }
 
   get pendingChars(): number {
@@ -179,11 +175,10 @@ class TextTable implements TableEncoder {
 
   add(ord: number, values: ReadonlyArray<string | null>): number {
     const line = copyLine(this.prefix + ord, values, this.plain)
-    const p = this.pieces
     let written = 0
-    if ((this.pending.length + line.length) * 3 > p.current.length - p.offset) {
+    if ((this.pending.length + line.length) * 3 > this.current.length - this.offset) {
       written = this.flush()
-      p.room(line.length * 3)
+      this.room(line.length * 3)
     }
     this.pending += line
     this.rows++
@@ -192,17 +187,10 @@ class TextTable implements TableEncoder {
 
   flush(): number {
     if (this.pending.length === 0) return 0
-    const p = this.pieces
-    const written = p.current.write(this.pending, p.offset)
-    p.offset += written
+    const written = this.current.write(this.pending, this.offset)
+    this.offset += written
     this.pending = ""
     return written
-  }
-
-  take(): TableData {
-    const data = { chunks: this.pieces.take(), rows: this.rows }
-    this.rows = 0
-    return data
   }
 }
 
@@ -210,14 +198,12 @@ class TextTable implements TableEncoder {
 const PREFIX_BYTES = 8 + 8 + 12
 
 /** Binary COPY rows, written straight into the pieces (the stream's header and trailer are the writer's). */
-class BinaryTable implements TableEncoder {
-  private readonly pieces: Pieces
+class BinaryTable extends TableEncoder {
   private seq = 0
-  rows = 0
   readonly pendingChars = 0
 
   constructor(private readonly runId: number, private readonly kinds: ReadonlyArray<BinaryKind>, source: PieceSource) {
-    this.pieces = new Pieces(source)
+    super(source)
   }
 
   begin(seq: number): void {
@@ -228,10 +214,9 @@ class BinaryTable implements TableEncoder {
     const kinds = this.kinds
     let size = 2 + PREFIX_BYTES
     for (let i = 0; i < kinds.length; i++) size += fieldBound(kinds[i]!, values[i] ?? null)
-    const p = this.pieces
-    p.room(size)
-    const b = p.current
-    const start = p.offset
+    this.room(size)
+    const b = this.current
+    const start = this.offset
     const fields = 3 + kinds.length
     b[start] = fields >>> 8
     b[start + 1] = fields
@@ -240,19 +225,13 @@ class BinaryTable implements TableEncoder {
     at += writeInt4Field(b, at, this.seq)
     at += writeInt8Field(b, at, ord)
     for (let i = 0; i < kinds.length; i++) at += writeField(b, at, kinds[i]!, values[i] ?? null)
-    p.offset = at
+    this.offset = at
     this.rows++
     return at - start
   }
 
   flush(): number {
     return 0
-  }
-
-  take(): TableData {
-    const data = { chunks: this.pieces.take(), rows: this.rows }
-    this.rows = 0
-    return data
   }
 }
 
