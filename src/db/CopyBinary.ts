@@ -8,6 +8,7 @@
  * NULL) and the value's bytes, all big-endian, then a trailer.
  */
 import type { RecordShape } from "../shape/Shape.js"
+import { daysFromCivil } from "../shape/Values.js"
 
 /** How a column's validated text is written: UTF-8 text, int2, int8, timestamptz. */
 export const BinaryKind = { text: 0, int2: 1, int8: 2, timestamptz: 3 } as const
@@ -82,16 +83,6 @@ export const writeInt4Field = (b: Buffer, at: number, n: number): number => {
 
 const digit = (s: string, i: number): number => s.charCodeAt(i) - 48
 const two = (s: string, i: number): number => digit(s, i) * 10 + digit(s, i + 1)
-
-/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`). */
-const daysFromCivil = (year: number, month: number, day: number): number => {
-  const y = month <= 2 ? year - 1 : year
-  const era = Math.floor(y / 400)
-  const yoe = y - era * 400
-  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5) + day - 1
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-}
 
 /** days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 */
 const PG_EPOCH_DAYS = 10957

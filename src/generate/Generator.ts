@@ -12,6 +12,7 @@ import { Readable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import { createGzip } from "node:zlib"
 import { causeMessage } from "../Errors.js"
+import { daysFromCivil, daysIn } from "../shape/Values.js"
 
 /**
  * Shape of the generated file. Fields added later (duplicate-id rate, bad-record rate) are optional, default to
@@ -254,20 +255,6 @@ const LEAP_YEARS = [1996, 2000, 2004, 2020, 2024, 2028] as const
 
 const pad = (n: number, width: number): string => String(n).padStart(width, "0")
 
-const isLeap = (y: number): boolean => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0
-
-const daysInMonth = (y: number, m: number): number =>
-  m === 2 ? (isLeap(y) ? 29 : 28) : m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31
-
-const daysFromCivil = (year: number, m: number, d: number): number => {
-  const y = m <= 2 ? year - 1 : year
-  const era = Math.floor(y / 400)
-  const yoe = y - era * 400
-  const doy = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5) + d - 1
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
-  return era * 146097 + doe - 719468
-}
-
 const civilFromDays = (days: number): readonly [number, number, number] => {
   const z = days + 719468
   const era = Math.floor(z / 146097)
@@ -334,7 +321,7 @@ const fraction = (rng: Rng): string => {
 const edgeTimestamp = (rng: Rng): string => {
   let y = rng.between(1990, 2040)
   let mo = rng.between(1, 12)
-  let d = rng.between(1, daysInMonth(y, mo))
+  let d = rng.between(1, daysIn(y, mo))
   let h = rng.int(24)
   let offset: string = rng.pick(OFFSETS)
   switch (rng.int(6)) {
