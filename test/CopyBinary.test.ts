@@ -119,7 +119,11 @@ describe("binary COPY fields", () => {
       children: []
     })
     assert.deepStrictEqual(binaryKinds(shape(ValueType.smallint(-5, 5))), [BinaryKind.int8, BinaryKind.int2])
+    assert.deepStrictEqual(binaryKinds(shape(ValueType.smallint(-32768, 32767))), [BinaryKind.int8, BinaryKind.int2])
     assert.deepStrictEqual(binaryKinds(shape(ValueType.nonEmptyText)), [BinaryKind.int8, BinaryKind.text])
+    // a range past int2's: 40000 passes the check, and binary would wrap it where the server rejects the text
+    assert.isUndefined(binaryKinds(shape(ValueType.smallint(0, 40000))))
+    assert.isUndefined(binaryKinds(shape(ValueType.smallint(-40000, 0))))
     // a check of one's own: the server parses the text, whatever the type
     assert.isUndefined(binaryKinds(shape({ sql: "numeric", check: () => undefined })))
     // a built-in check on another SQL type: binary int8 would not be that type's wire form
