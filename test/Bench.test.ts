@@ -19,6 +19,7 @@ interface ResultJson {
     readonly input: { readonly file: string; readonly bytes: number; readonly rows: number }
     readonly stages: ReadonlyArray<StageReport>
     readonly ratios: Record<string, number>
+    readonly ratiosByRound: ReadonlyArray<Record<string, number>>
     readonly finalizeVsSql?: { readonly firstLoad?: { readonly ratio: number } }
     readonly python: { readonly measuredHere?: { readonly ingest?: number } }
     readonly chart?: string
@@ -94,6 +95,9 @@ describe("npm run bench", () => {
       assert.isBelow(heapLimit("2f"), 160)
       assert.isAbove(heapLimit("2"), heapLimit("2f"))
       for (const key of ["4/1", "4/2", "4/2'", "4/3", "2/1"]) assert.isAbove(size.ratios[key]!, 0, key)
+      // one round: nothing round by round
+      assert.deepStrictEqual(size.ratiosByRound, [])
+      assert.notInclude(r.stdout, "round by round")
       for (const id of ["5a", "5b", "5c"] as const) {
         const s = byId.get(id)!
         if (result.options.finalizeAvailable) {
@@ -147,5 +151,12 @@ describe("npm run bench", () => {
         assert.strictEqual(s.seconds, sorted[1], `stage ${s.id}: the median of its runs`)
       }
       assert.deepStrictEqual(size.stages.map((s) => s.id), ["1", "1n", "2", "2f"])
+      // each round's ratio from its own runs, as the MB/s of one file: 2/1 = time of 1 / time of 2
+      const [one, two] = [size.stages[0]!, size.stages[2]!]
+      assert.deepStrictEqual(
+        size.ratiosByRound.map((ratios) => ratios["2/1"]!.toFixed(6)),
+        [0, 1, 2].map((i) => (one.runs[i]!.seconds / two.runs[i]!.seconds).toFixed(6))
+      )
+      assert.include(r.stdout, `round by round: 2/1 ${size.ratiosByRound.map((x) => x["2/1"]!.toFixed(2)).join(" ")}`)
     }), { timeout: 120_000 })
 })

@@ -59,6 +59,11 @@ export interface SizeReport {
   readonly ratios: Ratios
   /** ratios with stage 4 timed from its first byte read, without process start-up */
   readonly ratiosExcludingStartup: Ratios
+  /**
+   * The ratios of each round on its own (with `--repeat` above 1): the stages of a round run
+   * back to back, so a slow spell of a shared machine shows as one round apart.
+   */
+  readonly ratiosByRound: ReadonlyArray<Ratios>
   readonly python: {
     readonly baselineMbPerSecond: number
     /** ingest + finalize of the first file into empty tables */
@@ -137,6 +142,23 @@ const ratiosOf = (stages: ReadonlyArray<StageReport>, ingestMbps: number | undef
   return out
 }
 
+/** stages whose ratios are reported */
+const RATIO_STAGES: ReadonlyArray<StageId> = ["1", "2", "2f", "3", "4"]
+
+/** The ratios of each round, from every stage's run of that round, when there are rounds. */
+const ratiosByRound = (stages: ReadonlyArray<StageReport>): Array<Ratios> => {
+  const timed = RATIO_STAGES.flatMap((id) => {
+    const s = measured(stages, id)
+    return s === undefined ? [] : [s]
+  })
+  const rounds = Math.min(...timed.map((s) => s.runs.length))
+  if (timed.length === 0 || rounds < 2) return []
+  return Array.from({ length: rounds }, (_, round) => {
+    const ofRound = timed.map((s) => ({ ...s, mbPerSecond: s.xmlBytes / 1e6 / s.runs[round]!.seconds }))
+    return ratiosOf(ofRound, measured(ofRound, "4")?.mbPerSecond)
+  })
+}
+
 const loadVsPython = (bytes: number, parts: ReadonlyArray<StageReport | undefined>): LoadVsPython | undefined => {
   if (parts.some((p) => p === undefined)) return undefined
   const seconds = parts.reduce((n, p) => n + p!.seconds, 0)
@@ -182,6 +204,7 @@ export const sizeReport = (
     stages,
     ratios: ratiosOf(stages, ingest?.mbPerSecond),
     ratiosExcludingStartup: ratiosOf(stages, excl),
+    ratiosByRound: ratiosByRound(stages),
     python: {
       baselineMbPerSecond: PYTHON_BASELINE_MBPS,
       ...(firstLoad === undefined ? {} : { firstLoad }),
@@ -245,6 +268,11 @@ export const formatSize = (r: SizeReport, repeat: number): string => {
   if (ratios !== "") lines.push(`ratios of MB/s: ${ratios}`)
   const excl = ratioText(r.ratiosExcludingStartup)
   if (excl !== "") lines.push(`  stage 4 without process start-up: ${excl}`)
+  const byRound = (["4/1", "4/2", "4/2'", "4/3", "2/1"] as const).flatMap((k) => {
+    const values = r.ratiosByRound.flatMap((ratios) => (ratios[k] === undefined ? [] : [fixed(ratios[k]!, 2)]))
+    return values.length === 0 ? [] : [`${k} ${values.join(" ")}`]
+  })
+  if (byRound.length > 0) lines.push(`  round by round: ${byRound.join("  ")}`)
   const py = (name: string, l: LoadVsPython | undefined) =>
     l === undefined
       ? []
