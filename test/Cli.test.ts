@@ -255,11 +255,17 @@ describe("xml2pg CLI", () => {
       env: { ...baseEnv(), XML2PG_BATCH_ROWS: "33" }
     })
     assert.strictEqual(r.code, 0, r.stderr)
-    const [run] = await query<{ settings: Record<string, number> }>(
+    const [run] = await query<{ settings: Record<string, unknown> }>(
       `select settings from "${schema}".xml2pg_run where file = $1`,
       [file]
     )
-    assert.deepStrictEqual(run!.settings, { batchRows: 33, batchBytes: 4194304, writers: 4, queueSize: 7 })
+    assert.deepStrictEqual(run!.settings, {
+      batchRows: 33,
+      batchBytes: 4194304,
+      writers: 4,
+      queueSize: 7,
+      copyFormats: ["binary", "binary"]
+    })
   })
 
   it("Ctrl-C stops reading, finishes in-flight batches, prints the summary and exits non-zero", async () => {

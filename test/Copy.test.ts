@@ -4,7 +4,7 @@ import * as Effect from "effect/Effect"
 import { copyTargets, transactionClient, writeBatch } from "../src/db/Copy.js"
 import { qualify } from "../src/db/Identifiers.js"
 import { clientQuery, PgPool } from "../src/db/PgPool.js"
-import { type Batch, BatchBuilder, tableFormats } from "../src/pipeline/Batch.js"
+import { type Batch, BatchBuilder, type CopyFormats, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { databaseUrl, newSchema, TestLoader } from "./utils.js"
 
@@ -63,10 +63,11 @@ describe("writer transactions", () => {
 
 const schema = newSchema()
 
-/** One batch of run 7: two groups, three events and one rejected record, bytes 100..900. */
-const sampleBatch = (): Batch => {
+/** One batch of `runId` (7): two groups, three events and one rejected record, bytes 100..900. */
+const sampleBatch = (runId = 7, formats?: CopyFormats): Batch => {
   const out: Array<Batch> = []
-  const b = new BatchBuilder(tableFormats(GroupsDocument), 7, { rows: 1000, bytes: 1 << 30 }, (batch) => out.push(batch), 4)
+  const limits = { rows: 1000, bytes: 1 << 30 }
+  const b = new BatchBuilder(tableFormats(GroupsDocument, formats), runId, limits, (batch) => out.push(batch), 4)
   b.row(0, ["1", "G-1", "one", null, "2026-01-01T00:00:00Z"], 1)
   b.row(1, ["10", "1", "click", "2026-01-01T00:00:01Z", "3", "web", "{\"a\":1}"], 2)
   b.row(1, ["11", "1", "view", "2026-01-01T00:00:02Z", null, null, null], 3)
@@ -119,5 +120,23 @@ layer(TestLoader(schema))("writeBatch", (it) => {
         { batch_seq: 4, ord: 1, code: "G-1", description: null },
         { batch_seq: 4, ord: 5, code: "G-3", description: "it's \\ odd" }
       ])
+    }))
+
+  it.effect("COPY text (a run begun before binary COPY, or a shape of one's own) lands the same rows as binary", () =>
+    Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const text: CopyFormats = ["text", "text"]
+      assert.strictEqual(yield* writeBatch(copyTargets(GroupsDocument, schema, text), 8, sampleBatch(8, text)), 5)
+      assert.strictEqual(yield* writeBatch(copyTargets(GroupsDocument, schema), 9, sampleBatch(9)), 5)
+      for (const [table, columns] of [
+        ["stg_group_event", "batch_seq, ord, group_id, code, name, description, created_at"],
+        ["stg_event", "batch_seq, ord, event_id, group_id, type, occurred_at, severity, source, payload"]
+      ] as const) {
+        const rows = (runId: number) =>
+          sql.unsafe(`select ${columns} from ${qualify(schema, table)} where run_id = ${runId} order by ord`)
+        const [asText, asBinary] = [yield* rows(8), yield* rows(9)]
+        assert.isAbove(asText.length, 1)
+        assert.deepStrictEqual(asText, asBinary, table)
+      }
     }))
 })

@@ -1,14 +1,29 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { BinaryKind, binaryKinds, fieldBound, writeField } from "../src/db/CopyBinary.js"
 import { copyTargets, writeBatch } from "../src/db/Copy.js"
+import { startRun } from "../src/db/Staging.js"
 import { qualify } from "../src/db/Identifiers.js"
-import { type Batch, BatchBuilder, tableFormats } from "../src/pipeline/Batch.js"
+import { type Batch, BatchBuilder, type CopyFormats, tableFormats } from "../src/pipeline/Batch.js"
+import { ingestFile } from "../src/pipeline/Ingest.js"
+import { makeRejectsFile } from "../src/pipeline/RejectsFile.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
-import { attribute, child, type RecordShape, ValueType } from "../src/shape/Shape.js"
+import {
+  attribute,
+  child,
+  type DocumentShape,
+  fromWire,
+  type RecordShape,
+  toWire,
+  ValueType
+} from "../src/shape/Shape.js"
 import { checkTimestamp } from "../src/shape/Values.js"
-import { newSchema, TestLoader } from "./utils.js"
+import { Producer } from "../src/xml/Producer.js"
+import { inspectInput } from "../src/xml/XmlSource.js"
+import { expectedRows, newSchema, settingsFor, stagedRows, TestLoader, tmpDir, writeXml } from "./utils.js"
 
 /** A seeded generator (mulberry32), so a failure can be replayed. */
 const random = (seed: number) => () => {
@@ -83,6 +98,17 @@ const field = (kind: BinaryKind, value: string | null) => {
   return { length, bytes: b.subarray(8, 4 + n) }
 }
 
+/** A record of an id and one value of `type`. */
+const shape = (type: ValueType): RecordShape => ({
+  element: "r",
+  table: "r",
+  stagingTable: "stg_r",
+  key: "id",
+  columns: [attribute("id", "id", ValueType.id), child("v", "v", type)],
+  children: []
+})
+const doc = (type: ValueType): DocumentShape => ({ root: "rs", record: shape(type) })
+
 describe("binary COPY fields", () => {
   it("timestamptz: the microseconds since 2000-01-01 UTC, for every form and range checkTimestamp takes", () => {
     for (const s of [...EDGE_TIMESTAMPS, ...randomTimestamps(20_000, 1)]) {
@@ -110,14 +136,6 @@ describe("binary COPY fields", () => {
   })
 
   it("only built-in types whose SQL type is their own are binary; any other table stays COPY text", () => {
-    const shape = (type: ValueType): RecordShape => ({
-      element: "r",
-      table: "r",
-      stagingTable: "stg_r",
-      key: "id",
-      columns: [attribute("id", "id", ValueType.id), child("v", "v", type)],
-      children: []
-    })
     assert.deepStrictEqual(binaryKinds(shape(ValueType.smallint(-5, 5))), [BinaryKind.int8, BinaryKind.int2])
     assert.deepStrictEqual(binaryKinds(shape(ValueType.smallint(-32768, 32767))), [BinaryKind.int8, BinaryKind.int2])
     assert.deepStrictEqual(binaryKinds(shape(ValueType.nonEmptyText)), [BinaryKind.int8, BinaryKind.text])
@@ -128,7 +146,29 @@ describe("binary COPY fields", () => {
     assert.isUndefined(binaryKinds(shape({ sql: "numeric", check: () => undefined })))
     // a built-in check on another SQL type: binary int8 would not be that type's wire form
     assert.isUndefined(binaryKinds(shape({ ...ValueType.id, sql: "numeric" })))
+    // a built-in type with a check of one's own: the encoders rely on the built-in check
+    assert.isUndefined(binaryKinds(shape({ ...ValueType.timestamptz, check: () => undefined })))
+    assert.isUndefined(binaryKinds(shape({ ...ValueType.smallint(0, 7), spec: { _tag: "smallint", min: 0, max: 9 } })))
     assert.deepStrictEqual(tableFormats(GroupsDocument).map((f) => f._tag), ["binary", "binary"])
+    assert.deepStrictEqual(tableFormats(GroupsDocument, ["text", "binary"]).map((f) => f._tag), ["text", "binary"])
+  })
+
+  it("the worker, which rebuilds a shape from its specs, encodes every table as the main thread's writer expects", () => {
+    for (const type of [ValueType.timestamptz, ValueType.smallint(1, 5), ValueType.nonEmptyText]) {
+      const wire = toWire(doc(type))
+      assert.isDefined(wire)
+      assert.deepStrictEqual(tableFormats(fromWire(wire!)), tableFormats(doc(type)))
+    }
+    // types that only look built-in stay on the main thread, with their own check and SQL type
+    for (
+      const type of [
+        { ...ValueType.id, sql: "numeric" },
+        { ...ValueType.text, sql: "varchar(20)" },
+        { ...ValueType.timestamptz, check: () => undefined },
+        { ...ValueType.text, plain: true }
+      ]
+    ) assert.isUndefined(toWire(doc(type)))
+    assert.deepStrictEqual(tableFormats(fromWire(toWire(GroupsDocument)!)), tableFormats(GroupsDocument))
   })
 })
 
@@ -183,6 +223,19 @@ layer(TestLoader(schema))("binary COPY into staging", (it) => {
       )
       assert.strictEqual(groupMismatch[0]!.n, 0)
 
+      // the text of each group row, exactly
+      const groupTexts = yield* sql.unsafe<{ code: string; name: string; description: string | null }>(
+        `select code, name, description from ${groups} order by ord`
+      )
+      assert.deepStrictEqual(
+        groupTexts,
+        timestamps.map((_, i) => ({
+          code: `G-${i}`,
+          name: texts[i % texts.length] ?? "n",
+          description: texts[(i + 1) % texts.length]!
+        }))
+      )
+
       // the rest of each event row, exactly
       const loaded = yield* sql.unsafe<
         { ord: number; id: string; severity: number | null; source: string | null; payload: string | null }
@@ -203,4 +256,57 @@ layer(TestLoader(schema))("binary COPY into staging", (it) => {
       )
       assert.deepStrictEqual(counts, [{ seqs: out.length, batches: out.length }])
     }))
+})
+
+const resumeSchema = newSchema()
+const resumeDir = tmpDir()
+
+layer(TestLoader(resumeSchema))("a run begun before binary COPY", (it) => {
+  it.effect("resumes as COPY text, so its batches are cut as they were and no record is lost or loaded twice", () =>
+    Effect.gen(function*() {
+      const file = path.join(resumeDir, "groups.xml")
+      const generated = { groups: 400, eventsPerGroup: 2, seed: 9 }
+      writeXml(file, generated)
+      const input = fs.readFileSync(file)
+      // cut by bytes only, so the encoding decides where batches end
+      const limits = { rows: 1_000_000, bytes: 20_000 }
+      const cuts = (formats: CopyFormats, runId: number) => {
+        const p = new Producer({ file, doc: GroupsDocument, runId, limits, formats })
+        return [...p.write(input), ...p.end()]
+      }
+      const binaryCuts = cuts(["binary", "binary"], 1).map((b) => b.byteEnd)
+
+      // what an earlier build did: a run whose settings name no formats, batches 1-3 and 5
+      // committed (5 before 4, as concurrent writers can), then the process died
+      const info = yield* inspectInput(file)
+      const runId = yield* startRun(resumeSchema, {
+        file,
+        fileSize: info.size,
+        fingerprint: info.fingerprint,
+        settings: { batchRows: limits.rows, batchBytes: limits.bytes, writers: 2, queueSize: 4 }
+      })
+      const text = cuts(["text", "text"], runId)
+      assert.isAbove(text.length, 5)
+      assert.notDeepEqual(text.map((b) => b.byteEnd), binaryCuts, "the two encodings must cut differently")
+      const oldTargets = copyTargets(GroupsDocument, resumeSchema, ["text", "text"])
+      for (const seq of [1, 2, 3, 5]) yield* writeBatch(oldTargets, runId, text[seq - 1]!)
+
+      const rejects = yield* makeRejectsFile(path.join(resumeDir, "rejects.ndjson"))
+      const summary = yield* ingestFile(file, {
+        doc: GroupsDocument,
+        settings: settingsFor(resumeSchema, resumeDir, { batchRows: limits.rows, batchBytes: limits.bytes }),
+        rejects,
+        resume: "require"
+      })
+      assert.strictEqual(summary.runId, runId)
+      assert.strictEqual(summary.state, "done")
+      assert.deepStrictEqual(yield* stagedRows(resumeSchema, runId), expectedRows(generated))
+      const sql = yield* SqlClient.SqlClient
+      const ledger = yield* sql.unsafe<{ seq: number; byte_end: string }>(
+        `select batch_seq as seq, byte_end::text from ${qualify(resumeSchema, "xml2pg_batch")}
+         where run_id = $1 order by batch_seq`,
+        [runId]
+      )
+      assert.deepStrictEqual(ledger.map((b) => Number(b.byte_end)), text.map((b) => b.byteEnd))
+    }).pipe(Effect.scoped))
 })

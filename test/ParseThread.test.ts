@@ -74,7 +74,7 @@ describe("parse worker", () => {
       assert.deepStrictEqual((yield* load(gzip, true, resumeAt)).out, resumed.out)
     }))
 
-  it.live("batches released once written lend their memory to later batches, which still carry their own text, long lines too", () =>
+  it.live("batches released once written lend their memory to later batches, which still carry their own rows, long ones too", () =>
     Effect.gen(function*() {
       const main = yield* load(long, false)
       const longLines = main.out

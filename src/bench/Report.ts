@@ -151,8 +151,9 @@ const ratiosByRound = (stages: ReadonlyArray<StageReport>): Array<Ratios> => {
     const s = measured(stages, id)
     return s === undefined ? [] : [s]
   })
+  if (timed.length === 0) return []
   const rounds = Math.min(...timed.map((s) => s.runs.length))
-  if (timed.length === 0 || rounds < 2) return []
+  if (rounds < 2) return []
   return Array.from({ length: rounds }, (_, round) => {
     const ofRound = timed.map((s) => ({ ...s, mbPerSecond: s.xmlBytes / 1e6 / s.runs[round]!.seconds }))
     return ratiosOf(ofRound, measured(ofRound, "4")?.mbPerSecond)

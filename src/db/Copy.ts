@@ -10,7 +10,7 @@ import * as Exit from "effect/Exit"
 import Pg from "pg"
 import { from as copyFrom } from "pg-copy-streams"
 import { DbError, toDbError } from "../Errors.js"
-import { type Batch, tableFormats } from "../pipeline/Batch.js"
+import { type Batch, type CopyFormats, tableFormats } from "../pipeline/Batch.js"
 import { type DocumentShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
 import { BINARY_HEADER, BINARY_TRAILER } from "./CopyBinary.js"
 import { copyLine } from "./CopyText.js"
@@ -104,15 +104,15 @@ export interface CopyTargets {
  * @since 0.1.0
  * @category constructors
  */
-export const copyTargets = (doc: DocumentShape, schema: string): CopyTargets => {
+export const copyTargets = (doc: DocumentShape, schema: string, formats?: CopyFormats): CopyTargets => {
   const prefix = stagingPrefix.map((c) => quoteIdent(c.name))
   const copySql = (table: string, columns: ReadonlyArray<string>, binary = false) =>
     `COPY ${qualify(schema, table)} (${[...prefix, ...columns.map(quoteIdent)].join(", ")}) FROM STDIN` +
     (binary ? " (FORMAT binary)" : "")
-  const formats = tableFormats(doc)
+  const tableFormat = tableFormats(doc, formats)
   return {
     tables: recordShapes(doc).map((r, i) => {
-      const binary = formats[i]!._tag === "binary"
+      const binary = tableFormat[i]!._tag === "binary"
       return { name: r.stagingTable, sql: copySql(r.stagingTable, r.columns.map((c) => c.name), binary), binary }
     }),
     rejectsSql: copySql(Ledger.rejects, rejectColumns),

@@ -7,7 +7,7 @@
  * A stream is a header, then per row a field count and per field a 32-bit length (-1 for
  * NULL) and the value's bytes, all big-endian, then a trailer.
  */
-import type { RecordShape, ValueType } from "../shape/Shape.js"
+import { isBuiltIn, type RecordShape, type ValueType } from "../shape/Shape.js"
 import { daysFromCivil } from "../shape/Values.js"
 
 /** How a column's validated text is written: UTF-8 text, int2, int8, timestamptz. */
@@ -22,29 +22,28 @@ export const BINARY_HEADER: Buffer = Buffer.from([
 /** a field count of -1 */
 export const BINARY_TRAILER: Buffer = Buffer.from([0xff, 0xff])
 
-/** The binary kind of a column type, if it is a built-in one on its own SQL type. */
+/** The binary kind of a column type, if it is a built-in one (see `isBuiltIn`). */
 const binaryKind = (type: ValueType): BinaryKind | undefined => {
   const spec = type.spec
-  switch (spec?._tag) {
+  if (spec === undefined || !isBuiltIn(type)) return undefined
+  switch (spec._tag) {
     case "text":
     case "nonEmptyText":
-      return type.sql === "text" ? BinaryKind.text : undefined
+      return BinaryKind.text
     case "id":
-      return type.sql === "bigint" ? BinaryKind.int8 : undefined
+      return BinaryKind.int8
     case "timestamptz":
-      return type.sql === "timestamptz" ? BinaryKind.timestamptz : undefined
+      return BinaryKind.timestamptz
     case "smallint":
       // a range past int2's passes the check but not the server: as text it fails loudly there
-      return type.sql === "smallint" && spec.min >= -32768 && spec.max <= 32767 ? BinaryKind.int2 : undefined
-    default:
-      return undefined
+      return spec.min >= -32768 && spec.max <= 32767 ? BinaryKind.int2 : undefined
   }
 }
 
 /**
  * The binary kind of each of `shape`'s columns, or undefined when one of them is not a
- * built-in type on its own SQL type: such a table is loaded as COPY text, which the server
- * parses (and checks) whatever the column's type.
+ * built-in type: such a table is loaded as COPY text, which the server parses (and checks)
+ * whatever the column's type.
  */
 export const binaryKinds = (shape: RecordShape): ReadonlyArray<BinaryKind> | undefined => {
   const kinds: Array<BinaryKind> = []

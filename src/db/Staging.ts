@@ -7,6 +7,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import { toDbError } from "../Errors.js"
+import type { CopyFormats } from "../pipeline/Batch.js"
 import type { RejectLine } from "../pipeline/RejectsFile.js"
 import { type DocumentShape, type RecordShape, recordShapes, stagingPrefix } from "../shape/Shape.js"
 import { finalizeStatements, FinalizeTables } from "./Finalize.js"
@@ -178,6 +179,8 @@ export interface UnfinishedRun {
   readonly state: string
   readonly batchRows: number
   readonly batchBytes: number
+  /** the COPY format of each table; a run recorded before binary COPY has none: all text */
+  readonly copyFormats: CopyFormats | undefined
 }
 
 /**
@@ -190,8 +193,11 @@ export interface UnfinishedRun {
 export const findUnfinishedRun = (schema: string, input: { file: string; size: number; fingerprint: string }) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const rows = yield* sql.unsafe<{ run_id: number; state: string; batch_rows: number; batch_bytes: number }>(
-      `select run_id, state, (settings->>'batchRows')::int as batch_rows, (settings->>'batchBytes')::int as batch_bytes
+    const rows = yield* sql.unsafe<
+      { run_id: number; state: string; batch_rows: number; batch_bytes: number; copy_formats: CopyFormats | null }
+    >(
+      `select run_id, state, (settings->>'batchRows')::int as batch_rows, (settings->>'batchBytes')::int as batch_bytes,
+         settings->'copyFormats' as copy_formats
        from ${qualify(schema, Ledger.runs)}
        where file = $1 and file_size = $2 and fingerprint = $3 and state <> 'done'
          -- a run finalize consumed is not continued: later runs may have been merged over it
@@ -202,7 +208,13 @@ export const findUnfinishedRun = (schema: string, input: { file: string; size: n
     const row = rows[0]
     return row === undefined
       ? undefined
-      : { runId: row.run_id, state: row.state, batchRows: row.batch_rows, batchBytes: row.batch_bytes } satisfies UnfinishedRun
+      : {
+        runId: row.run_id,
+        state: row.state,
+        batchRows: row.batch_rows,
+        batchBytes: row.batch_bytes,
+        copyFormats: row.copy_formats ?? undefined
+      } satisfies UnfinishedRun
   }).pipe(Effect.mapError(toDbError("find unfinished run")))
 
 /**

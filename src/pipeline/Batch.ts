@@ -93,15 +93,24 @@ export type TableFormat =
   | { readonly _tag: "text"; readonly plain: ReadonlyArray<boolean> }
 
 /**
- * The format of each of `doc`'s tables, in `recordShapes` order: the producer encodes by
+ * The COPY format of each table of a run, in `recordShapes` order, as the run records it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CopyFormats = ReadonlyArray<TableFormat["_tag"]>
+
+/**
+ * The format of each of `doc`'s tables, in `recordShapes` order: binary where the shape
+ * allows it and `formats` (a run's, when given) does not say text. The producer encodes by
  * it and the writer's COPY statements follow it.
  *
  * @since 0.1.0
  * @category utils
  */
-export const tableFormats = (doc: DocumentShape): ReadonlyArray<TableFormat> =>
-  recordShapes(doc).map((r): TableFormat => {
-    const kinds = binaryKinds(r)
+export const tableFormats = (doc: DocumentShape, formats?: CopyFormats): ReadonlyArray<TableFormat> =>
+  recordShapes(doc).map((r, i): TableFormat => {
+    const kinds = formats?.[i] === "text" ? undefined : binaryKinds(r)
     return kinds === undefined
       ? { _tag: "text", plain: r.columns.map((c) => c.type.plain === true) }
       : { _tag: "binary", kinds }
@@ -194,7 +203,7 @@ class TextTable extends TableEncoder {
   }
 }
 
-/** the staging prefix as binary fields: run_id and batch_seq (int4), ord (int8) */
+/** `stagingPrefix` as binary fields, length words included: run_id and batch_seq (int4), ord (int8) */
 const PREFIX_BYTES = 8 + 8 + 12
 
 /** Binary COPY rows, written straight into the pieces (the stream's header and trailer are the writer's). */

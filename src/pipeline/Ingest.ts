@@ -34,7 +34,7 @@ import { type DocumentShape, recordShapes, toWire } from "../shape/Shape.js"
 import { startParseWorker, workerBatches } from "../xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../xml/Producer.js"
 import { batches, type InputInfo, inspectInput, type OpenedInput, openInput } from "../xml/XmlSource.js"
-import type { Batch } from "./Batch.js"
+import { type Batch, type CopyFormats, tableFormats } from "./Batch.js"
 import { logProgress, type ProgressReporter } from "./Progress.js"
 import type { RejectsFile } from "./RejectsFile.js"
 
@@ -176,6 +176,11 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     if (unfinished === undefined && options.resume === "require") {
       return yield* new ResumeError({ file, reason: "no unfinished run of this file (same path, size and content)" })
     }
+    // a run keeps its COPY formats, as it keeps its batch limits: batches are cut by encoded
+    // bytes, so a resume must encode as the run began (a run from before binary COPY: text)
+    const formats: CopyFormats = unfinished === undefined
+      ? tableFormats(doc).map((f) => f._tag)
+      : unfinished.copyFormats ?? recordShapes(doc).map(() => "text")
     const runId = unfinished?.runId ?? (yield* startRun(settings.schema, {
       file,
       fileSize: info.size,
@@ -184,12 +189,13 @@ export const ingestFile = (file: string, options: IngestOptions) =>
         batchRows: settings.batchRows,
         batchBytes: settings.batchBytes,
         writers: settings.writers,
-        queueSize: settings.queueSize
+        queueSize: settings.queueSize,
+        copyFormats: formats
       }
     }))
     const parse = (input: OpenedInput, producerOptions: ProducerOptions) =>
       wire === undefined ? batches(input, producerOptions) : workerBatches(input, wire, producerOptions, worker)
-    return yield* load(file, options, info, runId, unfinished, parse).pipe(
+    return yield* load(file, options, info, runId, unfinished, formats, parse).pipe(
       // finalize must not read the staging tables half-loaded: it takes this lock exclusively
       withSchemaLock(settings.schema, "shared", { wait: true }),
       // one loader per run: a second process resuming the same run must not load it twice
@@ -207,6 +213,7 @@ const load = (
   info: InputInfo,
   runId: number,
   unfinished: UnfinishedRun | undefined,
+  formats: CopyFormats,
   parse: (input: OpenedInput, options: ProducerOptions) => Stream.Stream<Batch, ReadError | XmlParseError>
 ) =>
   Effect.gen(function*() {
@@ -229,7 +236,7 @@ const load = (
       yield* Effect.logInfo(`run ${runId}: loading ${file}`)
     }
     const input = yield* openInput(info, resumeAt?.byte ?? 0)
-    const targets = copyTargets(doc, settings.schema)
+    const targets = copyTargets(doc, settings.schema, formats)
     const started = performance.now()
     let stopped = false
     const totals = {
@@ -314,6 +321,7 @@ const load = (
       limits,
       maxRecordChars: settings.maxRecordBytes,
       recover: !settings.strict,
+      formats,
       ...(resumeAt === undefined ? {} : { resumeAt })
     }
     const source = parse(input, producerOptions).pipe(

@@ -38,6 +38,12 @@ export type ValueTypeSpec =
 
 const checkNonEmpty = (s: string): string | undefined => (s.length === 0 ? "empty" : undefined)
 
+const specKey = (spec: ValueTypeSpec): string =>
+  spec._tag === "smallint" ? `smallint ${spec.min} ${spec.max}` : spec._tag
+
+/** The checks the built-in types were made with, and the spec each was made for. */
+const builtInChecks = new WeakMap<ValueType["check"], string>()
+
 /**
  * @since 0.1.0
  * @category constructors
@@ -47,17 +53,36 @@ export const ValueType = {
   text: { sql: "text", check: () => undefined, spec: { _tag: "text" } } satisfies ValueType,
   nonEmptyText: { sql: "text", check: checkNonEmpty, spec: { _tag: "nonEmptyText" } } satisfies ValueType,
   timestamptz: { sql: "timestamptz", check: checkTimestamp, plain: true, spec: { _tag: "timestamptz" } } satisfies ValueType,
-  smallint: (min: number, max: number): ValueType => ({
-    sql: "smallint",
-    check: checkIntRange(min, max),
-    plain: true,
-    spec: { _tag: "smallint", min, max }
-  })
+  smallint: (min: number, max: number): ValueType => {
+    const spec: ValueTypeSpec = { _tag: "smallint", min, max }
+    const check = checkIntRange(min, max)
+    builtInChecks.set(check, specKey(spec))
+    return { sql: "smallint", check, plain: true, spec }
+  }
 } as const
 
 /** The built-in type a spec stands for. */
 const fromSpec = (spec: ValueTypeSpec): ValueType =>
   spec._tag === "smallint" ? ValueType.smallint(spec.min, spec.max) : ValueType[spec._tag]
+
+for (const t of [ValueType.id, ValueType.text, ValueType.nonEmptyText, ValueType.timestamptz]) {
+  builtInChecks.set(t.check, specKey(t.spec))
+}
+
+/**
+ * Whether `type` is a built-in type as its constructor made it: its check, SQL type and
+ * `plain` flag those of its spec. Only such a type crosses to a parse worker, which rebuilds
+ * it from its spec, and loads as binary COPY, whose encoders rely on its check having passed;
+ * a spread of a built-in type with a check or SQL type of one's own is the user's own type.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const isBuiltIn = (type: ValueType): boolean => {
+  if (type.spec === undefined || builtInChecks.get(type.check) !== specKey(type.spec)) return false
+  const own = fromSpec(type.spec)
+  return type.sql === own.sql && (type.plain === true) === (own.plain === true)
+}
 
 /**
  * Where a column's value comes from: an attribute of the record element, the text of a
@@ -172,7 +197,8 @@ export const recordShapes = (doc: DocumentShape): ReadonlyArray<RecordShape> => 
 /**
  * The columns every staging table has before the record's own: who loaded the row, in
  * which batch, and where it stood in the file (`ord`, the record's number in document
- * order). Finalize orders by `(run_id, ord)` to pick the last occurrence.
+ * order). Finalize orders by `(run_id, ord)` to pick the last occurrence. The binary COPY
+ * encoder (`BinaryTable` in Batch.ts) writes them as int4, int4 and int8.
  *
  * @since 0.1.0
  * @category models
@@ -200,8 +226,7 @@ interface WireRecord extends Omit<RecordShape, "columns" | "children"> {
 }
 
 /**
- * `doc` as plain data, or undefined when one of its types is not built in (its check is
- * the user's own function).
+ * `doc` as plain data, or undefined when one of its types is not built in (see `isBuiltIn`).
  *
  * @since 0.1.0
  * @category utils
@@ -210,7 +235,7 @@ export const toWire = (doc: DocumentShape): WireDocument | undefined => {
   const record = (r: RecordShape): WireRecord | undefined => {
     const columns: Array<WireRecord["columns"][number]> = []
     for (const c of r.columns) {
-      if (c.type.spec === undefined) return undefined
+      if (c.type.spec === undefined || !isBuiltIn(c.type)) return undefined
       columns.push({ name: c.name, source: c.source, type: c.type.spec, required: c.required })
     }
     const children: Array<WireRecord> = []

@@ -4,7 +4,14 @@
  */
 import { isUtf8 } from "node:buffer"
 import { causeMessage, XmlParseError } from "../Errors.js"
-import { type Batch, BatchBuilder, type BatchLimits, type PieceSource, tableFormats } from "../pipeline/Batch.js"
+import {
+  type Batch,
+  BatchBuilder,
+  type BatchLimits,
+  type CopyFormats,
+  type PieceSource,
+  tableFormats
+} from "../pipeline/Batch.js"
 import type { DocumentShape } from "../shape/Shape.js"
 import { RecordParser } from "./RecordParser.js"
 /**
@@ -21,6 +28,8 @@ export interface ProducerOptions {
   readonly recover?: boolean
   /** continue a run: the input starts at `byte` (a batch boundary), after batch `seq - 1` and record `ord` */
   readonly resumeAt?: ResumePoint
+  /** the run's COPY formats (default: binary where the shape allows it); see `tableFormats` */
+  readonly formats?: CopyFormats
 }
 
 /**
@@ -132,7 +141,7 @@ export class Producer {
 
   /** `pieces`: where the COPY pieces come from (default: fresh Buffers) */
   constructor(private readonly options: ProducerOptions, pieces?: PieceSource) {
-    this.builder = new BatchBuilder(tableFormats(options.doc), options.runId, options.limits, (b) => {
+    this.builder = new BatchBuilder(tableFormats(options.doc, options.formats), options.runId, options.limits, (b) => {
       this.ready.push(b)
     }, options.resumeAt?.seq ?? 1, pieces)
     this.xmlBytes = options.resumeAt?.byte ?? 0
