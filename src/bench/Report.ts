@@ -142,6 +142,9 @@ const ratiosOf = (stages: ReadonlyArray<StageReport>, ingestMbps: number | undef
   return out
 }
 
+/** the ratios reported, in the order they are printed */
+const RATIO_KEYS = ["4/1", "4/2", "4/2'", "4/3", "2/1"] as const satisfies ReadonlyArray<keyof Ratios>
+
 /** stages whose ratios are reported */
 const RATIO_STAGES: ReadonlyArray<StageId> = ["1", "2", "2f", "3", "4"]
 
@@ -261,15 +264,13 @@ export const formatSize = (r: SizeReport, repeat: number): string => {
   ]
   const body = table(["stage", "MB/s", "rows/s", "wall s", "peak RSS MB", "startup s", ""], rows)
   const ratioText = (ratios: Ratios) =>
-    (["4/1", "4/2", "4/2'", "4/3", "2/1"] as const)
-      .flatMap((k) => (ratios[k] === undefined ? [] : [`${k} ${fixed(ratios[k]!, 2)}`]))
-      .join("  ")
+    RATIO_KEYS.flatMap((k) => (ratios[k] === undefined ? [] : [`${k} ${fixed(ratios[k]!, 2)}`])).join("  ")
   const lines = [...head, "", body, ""]
   const ratios = ratioText(r.ratios)
   if (ratios !== "") lines.push(`ratios of MB/s: ${ratios}`)
   const excl = ratioText(r.ratiosExcludingStartup)
   if (excl !== "") lines.push(`  stage 4 without process start-up: ${excl}`)
-  const byRound = (["4/1", "4/2", "4/2'", "4/3", "2/1"] as const).flatMap((k) => {
+  const byRound = RATIO_KEYS.flatMap((k) => {
     const values = r.ratiosByRound.flatMap((ratios) => (ratios[k] === undefined ? [] : [fixed(ratios[k]!, 2)]))
     return values.length === 0 ? [] : [`${k} ${values.join(" ")}`]
   })

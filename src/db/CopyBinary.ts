@@ -8,7 +8,7 @@
  * NULL) and the value's bytes, all big-endian, then a trailer.
  */
 import { isBuiltIn, type RecordShape, type ValueType } from "../shape/Shape.js"
-import { daysFromCivil } from "../shape/Values.js"
+import { daysFromCivil, isDigit, two } from "../shape/Values.js"
 
 /** How a column's validated text is written: UTF-8 text, int2, int8, timestamptz. */
 export const BinaryKind = { text: 0, int2: 1, int8: 2, timestamptz: 3 } as const
@@ -69,18 +69,18 @@ const int32 = (b: Buffer, at: number, n: number): void => {
   b[at + 3] = n
 }
 
-/** Writes the int8 `hi * 2^32 + lo`, with `lo` in [0, 2^32), as 8 bytes. */
-const int64 = (b: Buffer, at: number, hi: number, lo: number): void => {
-  int32(b, at, hi)
-  int32(b, at + 4, lo)
+/** Writes the int8 field `hi * 2^32 + lo`, `lo` in [0, 2^32): length word and value; returns the bytes written. */
+const int8Field = (b: Buffer, at: number, hi: number, lo: number): number => {
+  int32(b, at, 8)
+  int32(b, at + 4, hi)
+  int32(b, at + 8, lo)
+  return 12
 }
 
-/** Writes a safe integer as an int8 field (length word and value); returns the bytes written. */
+/** Writes a safe integer as an int8 field; returns the bytes written. */
 export const writeInt8Field = (b: Buffer, at: number, n: number): number => {
-  int32(b, at, 8)
   const hi = Math.floor(n / TWO_32)
-  int64(b, at + 4, hi, n - hi * TWO_32)
-  return 12
+  return int8Field(b, at, hi, n - hi * TWO_32)
 }
 
 /** Writes a 32-bit integer field; returns the bytes written. */
@@ -89,9 +89,6 @@ export const writeInt4Field = (b: Buffer, at: number, n: number): number => {
   int32(b, at + 4, n)
   return 8
 }
-
-const digit = (s: string, i: number): number => s.charCodeAt(i) - 48
-const two = (s: string, i: number): number => digit(s, i) * 10 + digit(s, i + 1)
 
 /** days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 */
 const PG_EPOCH_DAYS = 10957
@@ -108,7 +105,7 @@ const writeTimestamp = (b: Buffer, at: number, s: string): number => {
   let micros = 0
   if (s.charCodeAt(i) === 46) {
     const start = ++i
-    while (i < s.length && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57) micros = micros * 10 + digit(s, i++)
+    while (i < s.length && isDigit(s.charCodeAt(i))) micros = micros * 10 + s.charCodeAt(i++) - 48
     micros *= FRACTION_SCALE[i - start]!
   }
   const zone = s.charCodeAt(i)
@@ -125,9 +122,7 @@ const writeTimestamp = (b: Buffer, at: number, s: string): number => {
     hi++
     lo -= TWO_32
   }
-  int32(b, at, 8)
-  int64(b, at + 4, hi, lo)
-  return 12
+  return int8Field(b, at, hi, lo)
 }
 
 /**

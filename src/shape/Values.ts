@@ -6,7 +6,7 @@
 
 const MAX_BIGINT = "9223372036854775807"
 
-const isDigit = (c: number): boolean => c >= 48 && c <= 57
+export const isDigit = (c: number): boolean => c >= 48 && c <= 57
 
 /** 1..2^63-1 in plain ASCII decimal, no sign, no leading zero, no spaces. */
 export const checkId = (s: string): string | undefined => {
@@ -21,7 +21,7 @@ export const checkId = (s: string): string | undefined => {
 }
 
 /** The two digits at `i` as a number, or -1 if either is not a digit (or is past the end). */
-const two = (s: string, i: number): number => {
+export const two = (s: string, i: number): number => {
   const a = s.charCodeAt(i) - 48
   const b = s.charCodeAt(i + 1) - 48
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
