@@ -111,11 +111,23 @@ const doc = (type: ValueType): DocumentShape => ({ root: "rs", record: shape(typ
 
 describe("binary COPY fields", () => {
   it("timestamptz: the microseconds since 2000-01-01 UTC, for every form and range checkTimestamp takes", () => {
-    for (const s of [...EDGE_TIMESTAMPS, ...randomTimestamps(20_000, 1)]) {
+    const all = [...EDGE_TIMESTAMPS, ...randomTimestamps(20_000, 1)]
+    // as the producer runs: each value checked just before it is written (the check's reading is reused)
+    for (const s of all) {
+      assert.strictEqual(checkTimestamp(s), undefined, s)
       const f = field(BinaryKind.timestamptz, s)
       assert.strictEqual(f.length, 8)
       assert.strictEqual(f.bytes.readBigInt64BE(0), referenceMicros(s), s)
     }
+    // written without being the last one checked: read again, same instant
+    for (const s of all) {
+      checkTimestamp("2001-02-03T04:05:06.7+08:00")
+      assert.strictEqual(field(BinaryKind.timestamptz, s).bytes.readBigInt64BE(0), referenceMicros(s), s)
+    }
+    // a failed check leaves nothing behind for the next write
+    assert.strictEqual(checkTimestamp("2023-02-29T12:00:00Z"), "not a calendar date")
+    assert.strictEqual(field(BinaryKind.timestamptz, "2024-02-29T12:00:00Z").bytes.readBigInt64BE(0), referenceMicros("2024-02-29T12:00:00Z"))
+    assert.throws(() => field(BinaryKind.timestamptz, "2023-02-29T12:00:00Z"), /not a valid timestamp/)
   })
 
   it("int8 ids up to 2^63-1, past 2^53 too; int2 with its sign; UTF-8 text; NULL", () => {

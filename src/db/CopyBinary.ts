@@ -8,7 +8,7 @@
  * NULL) and the value's bytes, all big-endian, then a trailer.
  */
 import { isBuiltIn, type RecordShape, type ValueType } from "../shape/Shape.js"
-import { daysFromCivil, isDigit, two } from "../shape/Values.js"
+import { readTimestamp } from "../shape/Values.js"
 
 /** How a column's validated text is written: UTF-8 text, int2, int8, timestamptz. */
 export const BinaryKind = { text: 0, int2: 1, int8: 2, timestamptz: 3 } as const
@@ -90,34 +90,17 @@ export const writeInt4Field = (b: Buffer, at: number, n: number): number => {
   return 8
 }
 
-/** days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 */
-const PG_EPOCH_DAYS = 10957
-const FRACTION_SCALE = [1, 100000, 10000, 1000, 100, 10, 1]
+/** seconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01 */
+const PG_EPOCH_SECONDS = 946684800
 
-/**
- * Writes a timestamp that passed `checkTimestamp` (`YYYY-MM-DDTHH:MM:SS[.f{1,6}]` then `Z`
- * or `±hh:mm`) as a timestamptz field: microseconds since 2000-01-01 UTC.
- */
+/** Writes a timestamp that passed `checkTimestamp` as a timestamptz field: microseconds since 2000-01-01 UTC. */
 const writeTimestamp = (b: Buffer, at: number, s: string): number => {
-  const days = daysFromCivil(two(s, 0) * 100 + two(s, 2), two(s, 5), two(s, 8)) - PG_EPOCH_DAYS
-  let seconds = days * 86400 + two(s, 11) * 3600 + two(s, 14) * 60 + two(s, 17)
-  let i = 19
-  let micros = 0
-  if (s.charCodeAt(i) === 46) {
-    const start = ++i
-    while (i < s.length && isDigit(s.charCodeAt(i))) micros = micros * 10 + s.charCodeAt(i++) - 48
-    micros *= FRACTION_SCALE[i - start]!
-  }
-  const zone = s.charCodeAt(i)
-  if (zone !== 90) {
-    const offset = two(s, i + 1) * 3600 + two(s, i + 4) * 60
-    seconds += zone === 43 ? -offset : offset
-  }
+  const t = readTimestamp(s)
   // seconds * 10^6 + micros can pass 2^53: 10^6 = 15625 * 2^6, and seconds * 15625 stays
   // below 2^53 for years 1..9999, so the product is split at 2^26 before the shift by 2^6.
-  const w = seconds * 15625
+  const w = (t.seconds - PG_EPOCH_SECONDS) * 15625
   let hi = Math.floor(w / 67108864)
-  let lo = (w - hi * 67108864) * 64 + micros
+  let lo = (w - hi * 67108864) * 64 + t.micros
   if (lo >= TWO_32) {
     hi++
     lo -= TWO_32

@@ -48,6 +48,17 @@ export const daysFromCivil = (year: number, month: number, day: number): number 
 const BAD_TIMESTAMP = "not a timestamp YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±hh:mm)"
 
 /**
+ * The last timestamp `checkTimestamp` passed, as it read it: whole seconds since
+ * 1970-01-01 UTC and the microseconds past them. The binary COPY encoder runs right after
+ * the check on the same string, and takes the instant from here instead of reading the text
+ * a second time (`readTimestamp`).
+ */
+const lastTimestamp = { text: "", seconds: 0, micros: 0 }
+
+/** digits of a 1–6 digit fraction → the multiplier that makes it microseconds */
+const FRACTION_SCALE = [1, 100000, 10000, 1000, 100, 10, 1]
+
+/**
  * `YYYY-MM-DDTHH:MM:SS[.f{1,6}]` then `Z` or `±hh:mm`: a real calendar date, hour ≤ 23,
  * offset ≤ 14:59. Stricter than PostgreSQL on purpose, so that what loads is what was meant.
  */
@@ -66,13 +77,16 @@ export const checkTimestamp = (s: string): string | undefined => {
     s.charCodeAt(10) !== 84 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58
   ) return BAD_TIMESTAMP
   let i = 19
+  let micros = 0
   if (s.charCodeAt(i) === 46) {
     const start = ++i
-    while (i < n && isDigit(s.charCodeAt(i))) i++
+    while (i < n && isDigit(s.charCodeAt(i))) micros = micros * 10 + s.charCodeAt(i++) - 48
     const fraction = i - start
     if (fraction < 1 || fraction > 6) return BAD_TIMESTAMP
+    micros *= FRACTION_SCALE[fraction]!
   }
   const zone = s.charCodeAt(i)
+  let offset = 0
   if (zone === 90) {
     if (i + 1 !== n) return BAD_TIMESTAMP
   } else if (zone === 43 || zone === 45) {
@@ -80,13 +94,26 @@ export const checkTimestamp = (s: string): string | undefined => {
     const zoneMinutes = two(s, i + 4)
     if (i + 6 !== n || (zoneHours | zoneMinutes) < 0 || s.charCodeAt(i + 3) !== 58) return BAD_TIMESTAMP
     if (zoneHours > 14 || zoneMinutes > 59) return "time zone offset out of range"
+    offset = (zone === 43 ? 1 : -1) * (zoneHours * 3600 + zoneMinutes * 60)
   } else {
     return BAD_TIMESTAMP
   }
   const year = century * 100 + yy
   if (year === 0 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return "not a calendar date"
   if (hour > 23 || minute > 59 || second > 59) return "not a time of day"
+  lastTimestamp.text = s
+  lastTimestamp.seconds = daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset
+  lastTimestamp.micros = micros
   return undefined
+}
+
+/**
+ * The instant of a timestamp that passes `checkTimestamp`: whole seconds since 1970-01-01
+ * UTC and the microseconds past them. Read again only if it was not the last one checked.
+ */
+export const readTimestamp = (s: string): { readonly seconds: number; readonly micros: number } => {
+  if (s !== lastTimestamp.text && checkTimestamp(s) !== undefined) throw new Error(`not a valid timestamp: ${s}`)
+  return lastTimestamp
 }
 
 /** A small integer written in plain decimal within `[min, max]`. */
