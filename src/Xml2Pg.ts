@@ -18,6 +18,7 @@ import type { ProgressReporter } from "./pipeline/Progress.js"
 import { makeRejectsFile } from "./pipeline/RejectsFile.js"
 import { GroupsDocument } from "./shape/GroupEvents.js"
 import type { DocumentShape } from "./shape/Shape.js"
+import { makeParseWorkers } from "./xml/ParseThread.js"
 
 /**
  * One call of `Xml2Pg.ingest`: the inputs in load order (paths, or `-` for stdin), the
@@ -60,11 +61,13 @@ export class Xml2Pg extends Effect.Service<Xml2Pg>()("xml2pg/Xml2Pg", {
     const ingest = (request: IngestRequest): Effect.Effect<ReadonlyArray<IngestSummary>, IngestError> =>
       Effect.gen(function*() {
         const rejects = yield* makeRejectsFile(request.settings.rejectsPath)
+        const parseWorkers = yield* makeParseWorkers
         return yield* Effect.forEach(request.files, (file) =>
           ingestFile(file, {
             doc,
             settings: request.settings,
             rejects,
+            parseWorkers,
             ...(request.stop === undefined ? {} : { stop: request.stop }),
             ...(request.reporter === undefined ? {} : { reporter: request.reporter }),
             ...(request.resume === undefined ? {} : { resume: request.resume })

@@ -45,5 +45,6 @@ export {
   ValueType,
   type ValueTypeSpec
 } from "./shape/Shape.js"
+export { makeParseWorkers, type ParseWorker, type ParseWorkers } from "./xml/ParseThread.js"
 export type { Reject } from "./xml/RecordParser.js"
 export { type IngestRequest, Xml2Pg } from "./Xml2Pg.js"

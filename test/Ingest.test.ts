@@ -44,6 +44,30 @@ layer(TestLoader(schema), { excludeTestServices: true, timeout: 120_000 })("inge
       }))
   }
 
+  it.effect("several files in one call, plain and gzip in turn: each run holds exactly its file's rows", () =>
+    Effect.gen(function*() {
+      const inputs = [11, 12, 13, 14].map((seed, i) => {
+        const options = { groups: 300 + 50 * i, eventsPerGroup: 2, seed }
+        const file = path.join(dir, `many-${seed}.xml`)
+        writeXml(file, options)
+        if (i % 2 === 0) return { file, options }
+        fs.writeFileSync(`${file}.gz`, zlib.gzipSync(fs.readFileSync(file)))
+        return { file: `${file}.gz`, options }
+      })
+      const loader = yield* Xml2Pg
+      const summaries = yield* loader.ingest({
+        files: inputs.map((i) => i.file),
+        settings: settingsFor(schema, dir, { batchRows: 150 })
+      })
+      assert.deepStrictEqual(summaries.map((s) => [s.file, s.state]), inputs.map((i) => [i.file, "done"]))
+      for (const [k, { options }] of inputs.entries()) {
+        const staged = yield* stagedRows(schema, summaries[k]!.runId)
+        const expected = expectedRows(options)
+        assert.deepStrictEqual(staged.groups, expected.groups)
+        assert.deepStrictEqual(staged.events, expected.events)
+      }
+    }))
+
   it.effect("a gzip file loads the same rows as the plain one", () =>
     Effect.gen(function*() {
       const options = { groups: 400, eventsPerGroup: 2, seed: 5, bom: true }

@@ -8,7 +8,7 @@ import * as zlib from "node:zlib"
 import { type Batch, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { toWire } from "../src/shape/Shape.js"
-import { startParseWorker, workerBatches } from "../src/xml/ParseThread.js"
+import { makeParseWorkers, type ParseWorker, startParseWorker, workerBatches } from "../src/xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../src/xml/Producer.js"
 import { batches, inspectInput, openInput } from "../src/xml/XmlSource.js"
 import { tmpDir, writeXml } from "./utils.js"
@@ -47,14 +47,26 @@ const plainBatch = ({ release: _release, ...b }: Batch) => ({
   tables: b.tables.map((t) => ({ rows: t.rows, data: Buffer.concat(t.chunks).toString("base64") }))
 })
 
-const load = (file: string, worker: boolean, resumeAt?: ResumePoint) =>
+const load = (file: string, worker: boolean, resumeAt?: ResumePoint, started?: ParseWorker) =>
   Effect.gen(function*() {
     const info = yield* inspectInput(file)
     const input = yield* openInput(info, resumeAt?.byte ?? 0)
-    const stream = worker ? workerBatches(input, groupsWire, options(file, resumeAt)) : batches(input, options(file, resumeAt))
+    const stream = worker
+      ? workerBatches(input, groupsWire, options(file, resumeAt), started)
+      : batches(input, options(file, resumeAt))
     const out = Chunk.toReadonlyArray(yield* Stream.runCollect(stream)).map(plainBatch)
     return { out, xmlBytes: input.progress.xmlBytes, records: input.progress.records }
   })
+
+/** An input the worker fails to read: a directory. */
+const readsDir = () => ({
+  file: { path: dir, start: 0 },
+  readable: () => assert.fail("not read on the main thread"),
+  progress: { sourceBytes: () => 0, xmlBytes: 0, records: 0, rejects: 0, sourceSize: undefined }
+})
+
+/** Resolves with the worker's exit code once its thread has exited. */
+const exitOf = (w: ParseWorker) => new Promise<number>((resolve) => w.worker.once("exit", resolve))
 
 describe("parse worker", () => {
   it.live("reads a plain file itself: the same batches as the main thread, from the start and from a resume point", () =>
@@ -138,11 +150,80 @@ describe("parse worker", () => {
       assert.isFalse(fileOpen())
     })))
 
+  it.live("one worker parses the inputs of a load in turn, plain and gzip, reusing its regions; the load's end terminates it", () =>
+    Effect.gen(function*() {
+      const main = yield* load(plain, false)
+      const cut = main.out[2]!
+      const resumeAt = { byte: cut.byteEnd, seq: cut.seq + 1, ord: cut.lastOrd }
+      const { exited, threads, regionsPerInput } = yield* Effect.scoped(Effect.gen(function*() {
+        const workers = yield* makeParseWorkers
+        const threads: Array<number> = []
+        const regionsPerInput: Array<Set<ArrayBufferLike>> = []
+        let first: ParseWorker | undefined
+        for (const [file, from, expected] of [
+          [plain, undefined, main.out],
+          [gzip, undefined, main.out],
+          [plain, resumeAt, main.out.slice(3)],
+          [gzip, resumeAt, main.out.slice(3)]
+        ] as const) {
+          const regions = new Set<ArrayBufferLike>()
+          const out = yield* Effect.scoped(Effect.gen(function*() {
+            const w = yield* workers.take
+            first ??= w
+            threads.push(w.worker.threadId)
+            const input = yield* openInput(yield* inspectInput(file), from?.byte ?? 0)
+            return yield* Stream.runCollect(Stream.map(workerBatches(input, groupsWire, options(file, from), w), (b) => {
+              for (const t of b.tables) for (const c of t.chunks) regions.add(c.buffer)
+              const copied = plainBatch(b)
+              b.release!()
+              return copied
+            }))
+          }))
+          assert.deepStrictEqual(Chunk.toReadonlyArray(out), expected, file)
+          regionsPerInput.push(regions)
+        }
+        return { exited: exitOf(first!), threads, regionsPerInput }
+      }))
+      assert.strictEqual(new Set(threads).size, 1)
+      // later inputs write into the regions the first one made
+      for (const later of regionsPerInput.slice(1)) {
+        for (const r of later) assert.isTrue(regionsPerInput[0]!.has(r))
+      }
+      assert.strictEqual(yield* Effect.promise(() => exited).pipe(Effect.timeout("10 seconds")), 1)
+    }))
+
+  it.live("an input that fails or is stopped early terminates its worker; the next input gets a new one", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const workers = yield* makeParseWorkers
+      const main = yield* load(plain, false)
+      const attempt = <A, E>(use: (w: ParseWorker) => Effect.Effect<A, E>) =>
+        Effect.scoped(Effect.flatMap(workers.take, (w) => {
+          // a thread's id reads -1 once it has exited
+          const thread = w.worker.threadId
+          const exited = exitOf(w)
+          return Effect.map(Effect.either(use(w)), (result) => ({ w, thread, result, exited }))
+        }))
+
+      const failed = yield* attempt((w) => Stream.runDrain(workerBatches(readsDir(), groupsWire, options(dir), w)))
+      assert.strictEqual(failed.result._tag, "Left")
+      assert.strictEqual(yield* Effect.promise(() => failed.exited).pipe(Effect.timeout("10 seconds")), 1)
+
+      const info = yield* inspectInput(plain)
+      const stopped = yield* attempt((w) =>
+        Effect.flatMap(openInput(info), (input) =>
+          Stream.runCollect(Stream.take(workerBatches(input, groupsWire, options(plain), w), 1)))
+      )
+      assert.notStrictEqual(stopped.thread, failed.thread)
+      assert.strictEqual(yield* Effect.promise(() => stopped.exited).pipe(Effect.timeout("10 seconds")), 1)
+
+      const next = yield* attempt((w) => load(plain, true, undefined, w))
+      assert.notStrictEqual(next.thread, stopped.thread)
+      assert.deepStrictEqual(next.result._tag === "Right" ? next.result.right.out : undefined, main.out)
+    })))
+
   it.live("a read error on the worker is a ReadError naming the file and the cause", () =>
     Effect.gen(function*() {
-      const progress = { sourceBytes: () => 0, xmlBytes: 0, records: 0, rejects: 0, sourceSize: undefined }
-      const input = { file: { path: dir, start: 0 }, readable: () => assert.fail("not read on the main thread"), progress }
-      const error = yield* Stream.runDrain(workerBatches(input, groupsWire, options(dir))).pipe(Effect.flip)
+      const error = yield* Stream.runDrain(workerBatches(readsDir(), groupsWire, options(dir))).pipe(Effect.flip)
       assert.strictEqual(error._tag, "ReadError")
       assert.strictEqual(error.message, `cannot read ${dir}: EISDIR: illegal operation on a directory, read`)
     }))

@@ -158,6 +158,11 @@ abstract class TableEncoder {
     this.rows = 0
     return data
   }
+
+  /** Gives back the empty piece kept for the next rows: no more rows come. */
+  close(): void {
+    this.source.reclaim(this.current)
+  }
 }
 
 /**
@@ -305,9 +310,11 @@ export class BatchBuilder implements RecordSink {
     for (const t of this.tables) this.bytes += t.flush()
   }
 
-  /** Emits the last, partial batch. */
+  /** Emits the last, partial batch; the builder takes no more rows. */
   finish(): void {
     if (this.byteStart >= 0) this.cut()
+    // a worker's next input reuses the regions; pieces are handed out fresh after each cut
+    for (const t of this.tables) t.close()
   }
 
   private seen(ord: number): void {
