@@ -94,6 +94,9 @@ describe("npm run bench", () => {
       const heapLimit = (id: "2" | "2f") => byId.get(id)!.runs[0]!.detail!["heapLimitMb"] as number
       assert.isBelow(heapLimit("2f"), 160)
       assert.isAbove(heapLimit("2"), heapLimit("2f"))
+      // and with the malloc arenas the shebang sets
+      assert.strictEqual(byId.get("2f")!.runs[0]!.detail!["mallocArenaMax"], "2")
+      assert.strictEqual(byId.get("2")!.runs[0]!.detail!["mallocArenaMax"], null)
       for (const key of ["4/1", "4/2", "4/2'", "4/3", "2/1"]) assert.isAbove(size.ratios[key]!, 0, key)
       // one round: nothing round by round
       assert.deepStrictEqual(size.ratiosByRound, [])

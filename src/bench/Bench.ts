@@ -29,6 +29,7 @@ import { formatSize, medianIndex, type SizeReport, sizeReport, skipped, type Sta
 import { psqlAvailable } from "./BareSql.js"
 import {
   type BenchContext,
+  type CliRuntime,
   copyStage,
   encodedBatches,
   type EndToEndRun,
@@ -160,7 +161,7 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       if (o.stages.has(2)) {
         yield* Effect.logInfo(`stage 2: producer over ${path.basename(input.file)}${of}`)
         add("2", yield* producerStage(ctx, input))
-        add("2f", yield* producerStage(ctx, input, ctx.cliNodeFlags))
+        add("2f", yield* producerStage(ctx, input, ctx.cli))
       }
       if (encoded !== undefined) add("3", yield* copyStage(ctx, input, encoded))
       if (o.stages.has(4) || o.stages.has(5)) runs.push(yield* endToEndStage(ctx, input, merge))
@@ -237,11 +238,19 @@ const bench = (o: BenchOptions) =>
     )
   }).pipe(Effect.scoped)
 
-/** The Node flags after `node` in the shebang of the CLI at `bin` (`#!/usr/bin/env -S node …`). */
-const shebangNodeFlags = (bin: string): Array<string> => {
+/**
+ * What the shebang of the CLI at `bin` (`#!/usr/bin/env -S NAME=value node --flag …`) sets:
+ * the variables before `node`, the Node flags after it.
+ */
+const shebangRuntime = (bin: string): CliRuntime => {
   const first = fs.readFileSync(bin, "utf8").split("\n", 1)[0]!
   const words = first.split(/\s+/)
-  return words.slice(words.indexOf("node") + 1).filter((w) => w.startsWith("--"))
+  const node = words.indexOf("node")
+  const assignments = words.slice(0, node).filter((w) => /^[A-Z_][A-Z0-9_]*=/.test(w))
+  return {
+    nodeFlags: words.slice(node + 1).filter((w) => w.startsWith("--")),
+    env: Object.fromEntries(assignments.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]))
+  }
 }
 
 const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>, url: Redacted.Redacted<string>) =>
@@ -252,7 +261,7 @@ const run = (o: BenchOptions, benchDir: string, sizeList: ReadonlyArray<number>,
       env: childEnv(url),
       bin,
       stageMain: path.resolve(here, "StageMain.js"),
-      cliNodeFlags: shebangNodeFlags(bin),
+      cli: shebangRuntime(bin),
       repeat: o.quick ? 1 : o.repeat,
       bareSql: o.stages.has(5) && psqlAvailable(),
       seedPython: o.stages.has(6) ? seedPython() : undefined

@@ -48,7 +48,12 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
     rows,
     rejects,
     maxRssKb: process.resourceUsage().maxRSS,
-    // the V8 heap limit shows which flags the child ran under (stage 2' takes the CLI's caps)
-    detail: { batches, encodedBytes, heapLimitMb: Math.round(v8.getHeapStatistics().heap_size_limit / 2 ** 20) }
+    // the V8 heap limit and malloc's arenas show what the child ran under (stage 2' takes the CLI's)
+    detail: {
+      batches,
+      encodedBytes,
+      heapLimitMb: Math.round(v8.getHeapStatistics().heap_size_limit / 2 ** 20),
+      mallocArenaMax: process.env["MALLOC_ARENA_MAX"] ?? null
+    }
   }
 }

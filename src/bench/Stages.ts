@@ -61,13 +61,19 @@ export interface Trace {
   readonly progress: ReadonlyArray<ProgressPoint>
 }
 
+/** Node flags and environment variables a process runs under. */
+export interface CliRuntime {
+  readonly nodeFlags: ReadonlyArray<string>
+  readonly env: Readonly<Record<string, string>>
+}
+
 export interface BenchContext {
   readonly dir: string
   readonly env: NodeJS.ProcessEnv
   readonly bin: string
   readonly stageMain: string
-  /** the Node flags of the CLI's shebang (its heap caps), for stage 2' */
-  readonly cliNodeFlags: ReadonlyArray<string>
+  /** what the CLI's shebang sets (its heap caps, malloc arenas), for stage 2' */
+  readonly cli: CliRuntime
   readonly repeat: number
   /** run finalize's statements through psql on a twin schema too (stages 5a', 5c') */
   readonly bareSql: boolean
@@ -86,12 +92,12 @@ const stageChild = (
   ctx: BenchContext,
   stage: string,
   args: Record<string, unknown>,
-  nodeFlags: ReadonlyArray<string> = []
+  runtime: CliRuntime = { nodeFlags: [], env: {} }
 ) =>
   Effect.gen(function*() {
     const measured = yield* runMeasured({
-      args: [...nodeFlags, ctx.stageMain, stage, JSON.stringify(args)],
-      env: ctx.env,
+      args: [...runtime.nodeFlags, ctx.stageMain, stage, JSON.stringify(args)],
+      env: { ...ctx.env, ...runtime.env },
       cwd: ctx.dir
     })
     const line = measured.stdout.split("\n").find((l) => l.startsWith(STAGE_MARK))
@@ -227,9 +233,9 @@ export const rawSaxesStage = (ctx: BenchContext, input: InputFile, variant: "def
     Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, input.rows))
   )
 
-/** `nodeFlags`: Node flags for the child, as the CLI's shebang sets them (stage 2') */
-export const producerStage = (ctx: BenchContext, input: InputFile, nodeFlags: ReadonlyArray<string> = []) =>
-  stageChild(ctx, "producer", { file: input.file }, nodeFlags).pipe(
+/** `runtime`: Node flags and variables for the child, as the CLI's shebang sets them (stage 2') */
+export const producerStage = (ctx: BenchContext, input: InputFile, runtime?: CliRuntime) =>
+  stageChild(ctx, "producer", { file: input.file }, runtime).pipe(
     Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, outcome.rows))
   )
 
