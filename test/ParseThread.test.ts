@@ -192,7 +192,7 @@ describe("parse worker", () => {
       assert.strictEqual(yield* Effect.promise(() => exited).pipe(Effect.timeout("10 seconds")), 1)
     }))
 
-  it.live("an input that fails or is stopped early terminates its worker; the next input gets a new one", () =>
+  it.live("an input that fails, is stopped early or whose load fails after terminates its worker; the next input gets a new one", () =>
     Effect.scoped(Effect.gen(function*() {
       const workers = yield* makeParseWorkers
       const main = yield* load(plain, false)
@@ -216,8 +216,21 @@ describe("parse worker", () => {
       assert.notStrictEqual(stopped.thread, failed.thread)
       assert.strictEqual(yield* Effect.promise(() => stopped.exited).pipe(Effect.timeout("10 seconds")), 1)
 
+      // parsed to the end, but the load failed after (a writer, say): not kept either
+      const failedAfter = yield* Effect.either(Effect.scoped(Effect.flatMap(workers.take, (w) => {
+        const thread = w.worker.threadId
+        const exited = exitOf(w)
+        return Effect.zipRight(load(plain, true, undefined, w), Effect.fail({ thread, exited }))
+      })))
+      assert.strictEqual(failedAfter._tag, "Left")
+      const after = failedAfter._tag === "Left" && "thread" in failedAfter.left
+        ? failedAfter.left
+        : assert.fail("the load should fail after its parse")
+      assert.notStrictEqual(after.thread, stopped.thread)
+      assert.strictEqual(yield* Effect.promise(() => after.exited).pipe(Effect.timeout("10 seconds")), 1)
+
       const next = yield* attempt((w) => load(plain, true, undefined, w))
-      assert.notStrictEqual(next.thread, stopped.thread)
+      assert.notStrictEqual(next.thread, after.thread)
       assert.deepStrictEqual(next.result._tag === "Right" ? next.result.right.out : undefined, main.out)
     })))
 

@@ -15,6 +15,7 @@
  * hands it on, booted, its code compiled and its shared regions made, to the next one.
  */
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -178,8 +179,8 @@ export interface ParseWorkers {
   /**
    * A worker for one input, to be given to `workerBatches`: the one the last input finished
    * with, else a new one. When the scope closes it is kept for the next input if its input
-   * ended cleanly; otherwise it is terminated (by `workerBatches` already, before its file
-   * closes).
+   * ended cleanly and the scope closes with a success; otherwise it is terminated (by
+   * `workerBatches` already, before its file closes, if its input did not end cleanly).
    */
   readonly take: Effect.Effect<ParseWorker, never, Scope.Scope>
 }
@@ -212,9 +213,10 @@ export const makeParseWorkers: Effect.Effect<ParseWorkers, never, Scope.Scope> =
       w.worker.ref()
       return w
     }),
-    (w) =>
+    (w, exit) =>
       Effect.suspend(() => {
-        if (!w.finished || closed || idle !== undefined) return terminate(w)
+        // a load that failed after the parse (a writer, say) may leave regions unreleased
+        if (!w.finished || Exit.isFailure(exit) || closed || idle !== undefined) return terminate(w)
         w.worker.unref()
         idle = w
         return Effect.void
