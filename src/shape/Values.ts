@@ -6,7 +6,7 @@
 
 const MAX_BIGINT = "9223372036854775807"
 
-export const isDigit = (c: number): boolean => c >= 48 && c <= 57
+const isDigit = (c: number): boolean => c >= 48 && c <= 57
 
 /** 1..2^63-1 in plain ASCII decimal, no sign, no leading zero, no spaces. */
 export const checkId = (s: string): string | undefined => {
@@ -21,7 +21,7 @@ export const checkId = (s: string): string | undefined => {
 }
 
 /** The two digits at `i` as a number, or -1 if either is not a digit (or is past the end). */
-export const two = (s: string, i: number): number => {
+const two = (s: string, i: number): number => {
   const a = s.charCodeAt(i) - 48
   const b = s.charCodeAt(i + 1) - 48
   return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1
@@ -50,10 +50,12 @@ const BAD_TIMESTAMP = "not a timestamp YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±hh:mm)"
 /**
  * The last timestamp `checkTimestamp` passed, as it read it: whole seconds since
  * 1970-01-01 UTC and the microseconds past them. The binary COPY encoder runs right after
- * the check on the same string, and takes the instant from here instead of reading the text
- * a second time (`readTimestamp`).
+ * the check of a record's values, and takes the instant from here instead of reading the
+ * text a second time (`readTimestamp`); of a record with several timestamp columns, only the
+ * last one checked is taken, the others are read again. It starts as a valid entry, so no
+ * string is mistaken for a checked one.
  */
-const lastTimestamp = { text: "", seconds: 0, micros: 0 }
+const lastTimestamp = { text: "1970-01-01T00:00:00Z", seconds: 0, micros: 0 }
 
 /** digits of a 1–6 digit fraction → the multiplier that makes it microseconds */
 const FRACTION_SCALE = [1, 100000, 10000, 1000, 100, 10, 1]
@@ -110,6 +112,7 @@ export const checkTimestamp = (s: string): string | undefined => {
 /**
  * The instant of a timestamp that passes `checkTimestamp`: whole seconds since 1970-01-01
  * UTC and the microseconds past them. Read again only if it was not the last one checked.
+ * The object is reused: read it before the next check.
  */
 export const readTimestamp = (s: string): { readonly seconds: number; readonly micros: number } => {
   if (s !== lastTimestamp.text && checkTimestamp(s) !== undefined) throw new Error(`not a valid timestamp: ${s}`)

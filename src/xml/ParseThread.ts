@@ -145,7 +145,11 @@ export interface ParseWorker {
   readonly regions: MainRegions
   /** from `makeParseWorkers`: kept for another input after a clean end */
   readonly reusable: boolean
-  /** its last input ended cleanly (every chunk answered, nothing failed): it may parse another */
+  /**
+   * Its last input ended cleanly (every chunk answered, nothing failed): it reads no more and
+   * may parse another. Set by `workerBatches` only; set elsewhere, a worker could be kept
+   * reading a file that is closed.
+   */
   finished: boolean
 }
 
@@ -207,7 +211,8 @@ export const makeParseWorkers: Effect.Effect<ParseWorkers, never, Scope.Scope> =
   )
   const take = Effect.acquireRelease(
     Effect.sync(() => {
-      const w = idle ?? spawn(true)
+      // an idle thread that has exited (it reads -1 then) is replaced
+      const w = idle !== undefined && idle.worker.threadId !== -1 ? idle : spawn(true)
       idle = undefined
       w.finished = false
       w.worker.ref()
