@@ -24,8 +24,8 @@ export const BINARY_TRAILER: Buffer = Buffer.from([0xff, 0xff])
 
 /** The binary kind of a column type, if it is a built-in one (see `isBuiltIn`). */
 const binaryKind = (type: ValueType): BinaryKind | undefined => {
+  if (!isBuiltIn(type)) return undefined
   const spec = type.spec
-  if (spec === undefined || !isBuiltIn(type)) return undefined
   switch (spec._tag) {
     case "text":
     case "nonEmptyText":

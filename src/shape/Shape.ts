@@ -78,7 +78,7 @@ for (const t of [ValueType.id, ValueType.text, ValueType.nonEmptyText, ValueType
  * @since 0.1.0
  * @category utils
  */
-export const isBuiltIn = (type: ValueType): boolean => {
+export const isBuiltIn = (type: ValueType): type is ValueType & { readonly spec: ValueTypeSpec } => {
   if (type.spec === undefined || builtInChecks.get(type.check) !== specKey(type.spec)) return false
   const own = fromSpec(type.spec)
   return type.sql === own.sql && (type.plain === true) === (own.plain === true)
@@ -235,7 +235,7 @@ export const toWire = (doc: DocumentShape): WireDocument | undefined => {
   const record = (r: RecordShape): WireRecord | undefined => {
     const columns: Array<WireRecord["columns"][number]> = []
     for (const c of r.columns) {
-      if (c.type.spec === undefined || !isBuiltIn(c.type)) return undefined
+      if (!isBuiltIn(c.type)) return undefined
       columns.push({ name: c.name, source: c.source, type: c.type.spec, required: c.required })
     }
     const children: Array<WireRecord> = []
