@@ -4,6 +4,7 @@ import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import type { Reject } from "../src/xml/RecordParser.js"
 import { Producer } from "../src/xml/Producer.js"
 import { copyRows } from "./copyText.js"
+import { byteSpan } from "./utils.js"
 
 const NO_LIMIT = 1 << 30
 
@@ -38,7 +39,7 @@ describe("BatchBuilder", () => {
     const { b, batches } = builder({ rows: 3, bytes: NO_LIMIT })
     for (let ord = 1; ord <= 7; ord++) {
       b.row(0, [String(ord)], ord)
-      b.recordEnd(ord * 10, ord * 10 + 8)
+      b.recordEnd(byteSpan(ord * 10, ord * 10 + 8))
     }
     assert.strictEqual(batches.length, 2)
     b.finish()
@@ -54,7 +55,7 @@ describe("BatchBuilder", () => {
     const { b, batches } = builder({ rows: NO_LIMIT, bytes: 25 })
     for (let ord = 1; ord <= 7; ord++) {
       b.row(0, ["abc"], ord)
-      b.recordEnd(ord, ord + 1)
+      b.recordEnd(byteSpan(ord, ord + 1))
     }
     b.finish()
     assert.strictEqual("5\t1\t1\tabc\n".length, 10)
@@ -68,7 +69,7 @@ describe("BatchBuilder", () => {
     for (const events of [5, 0, 1, 3]) {
       b.row(0, ["g"], ++ord)
       for (let e = 0; e < events; e++) b.row(1, ["e"], ++ord)
-      b.recordEnd(ord, ord + 1)
+      b.recordEnd(byteSpan(ord, ord + 1))
     }
     b.finish()
     assert.deepStrictEqual(batches.map((x) => [x.tables[0]!.rows, x.tables[1]!.rows, x.firstOrd, x.lastOrd]), [
@@ -82,13 +83,13 @@ describe("BatchBuilder", () => {
     const { b, batches } = builder({ rows: NO_LIMIT, bytes: 100 })
     const big = "x".repeat(500)
     b.row(0, [big], 1)
-    b.recordEnd(0, 10)
+    b.recordEnd(byteSpan(0, 10))
     b.row(0, ["s"], 2)
-    b.recordEnd(10, 20)
+    b.recordEnd(byteSpan(10, 20))
     b.row(0, [big], 3)
-    b.recordEnd(20, 30)
+    b.recordEnd(byteSpan(20, 30))
     b.row(0, ["s"], 4)
-    b.recordEnd(30, 40)
+    b.recordEnd(byteSpan(30, 40))
     b.finish()
     // the check runs after each record, so a batch ends at the first record that reaches a limit
     assert.deepStrictEqual(batches.map((x) => [x.firstOrd, x.lastOrd, x.byteStart, x.byteEnd]), [
@@ -102,15 +103,15 @@ describe("BatchBuilder", () => {
   it("rejects travel in the batch of the record they belong to, count toward the row limit, and move firstOrd/lastOrd", () => {
     const { b, batches } = builder({ rows: 2, bytes: NO_LIMIT })
     b.reject(reject(1))
-    b.recordEnd(0, 10)
+    b.recordEnd(byteSpan(0, 10))
     b.row(0, ["a"], 2)
-    b.recordEnd(10, 20)
+    b.recordEnd(byteSpan(10, 20))
     b.row(0, ["b"], 3)
-    b.recordEnd(20, 30)
+    b.recordEnd(byteSpan(20, 30))
     b.row(0, ["c"], 4)
-    b.recordEnd(30, 40)
+    b.recordEnd(byteSpan(30, 40))
     b.reject(reject(5))
-    b.recordEnd(40, 50)
+    b.recordEnd(byteSpan(40, 50))
     b.finish()
     assert.deepStrictEqual(batches.map((x) => [x.seq, x.rows, x.rejects.map((r) => r.ord), x.firstOrd, x.lastOrd]), [
       [1, 1, [1], 1, 2],
@@ -122,9 +123,9 @@ describe("BatchBuilder", () => {
   it("numbers batches from firstSeq and writes run id, seq and ord in front of each row", () => {
     const { b, batches } = builder({ rows: 1, bytes: NO_LIMIT }, 41)
     b.row(1, ["x", null, "a\tb"], 9)
-    b.recordEnd(0, 1)
+    b.recordEnd(byteSpan(0, 1))
     b.row(0, [""], 10)
-    b.recordEnd(1, 2)
+    b.recordEnd(byteSpan(1, 2))
     b.finish()
     assert.deepStrictEqual(batches.map((x) => x.seq), [41, 42])
     assert.strictEqual(batches[0]!.tables[1]!.chunks.join(""), "5\t41\t9\tx\t\\N\ta\\tb\n")
@@ -136,7 +137,7 @@ describe("BatchBuilder", () => {
     b.finish()
     assert.deepStrictEqual(batches, [])
     b.row(0, ["a"], 1)
-    b.recordEnd(0, 1)
+    b.recordEnd(byteSpan(0, 1))
     b.finish()
     assert.strictEqual(batches.length, 1)
   })
@@ -145,7 +146,7 @@ describe("BatchBuilder", () => {
     const { b, batches } = builder({ rows: NO_LIMIT, bytes: NO_LIMIT })
     const value = "v".repeat(1000)
     for (let ord = 1; ord <= 300; ord++) b.row(0, [value], ord)
-    b.recordEnd(0, 1)
+    b.recordEnd(byteSpan(0, 1))
     b.finish()
     const chunks = batches[0]!.tables[0]!.chunks
     assert.isAbove(chunks.length, 1)
@@ -265,6 +266,21 @@ describe("Producer batches", () => {
       bs.flatMap((b) => [0, 1].flatMap((t) => rows(b, t).map((f) => f.slice(2))))
         .sort((x, y) => Number(x[0]) - Number(y[0]))
     assert.deepStrictEqual(all(byBytes), all(batches))
+  })
+
+  it("end the last batch where its last record ends, even after long junk read while skipping a broken record", () => {
+    // the broken last group is skipped while searching on for a record start: the chunks
+    // searched are let go, the one where the last batch ends included
+    const broken = `  <group id="99" code="G-99" created_at="2026-01-01T00:00:00Z"><name>Ж</nam></group>\n`
+    const junk = `Ж${"ё".repeat(20_000)}\n`
+    const text = sampleXml().replace("</groups>", `${broken}${junk}</groups>`)
+    const input = Buffer.from(text)
+    const expectedEnd = Buffer.byteLength(text.slice(0, text.indexOf(`<group id="99"`))) + 1
+    for (const size of [input.length, 1000, 4096]) {
+      const all = produce(input, limits, size).all
+      assert.strictEqual(all.at(-1)!.byteEnd, expectedEnd, `chunk size ${size}`)
+      assert.deepStrictEqual(all.at(-1)!.rejects.at(-1)!.reason, "malformed XML: unexpected close tag.")
+    }
   })
 
   it("are identical whatever the chunking", () => {

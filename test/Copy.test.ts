@@ -6,7 +6,7 @@ import { qualify } from "../src/db/Identifiers.js"
 import { clientQuery, PgPool } from "../src/db/PgPool.js"
 import { type Batch, BatchBuilder, type CopyFormats, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
-import { databaseUrl, newSchema, TestLoader } from "./utils.js"
+import { byteSpan, databaseUrl, newSchema, TestLoader } from "./utils.js"
 
 /** `SHOW synchronous_commit` on a raw client. */
 const show = (client: Parameters<typeof clientQuery>[0]) =>
@@ -71,12 +71,12 @@ const sampleBatch = (runId = 7, formats?: CopyFormats): Batch => {
   b.row(0, ["1", "G-1", "one", null, "2026-01-01T00:00:00Z"], 1)
   b.row(1, ["10", "1", "click", "2026-01-01T00:00:01Z", "3", "web", "{\"a\":1}"], 2)
   b.row(1, ["11", "1", "view", "2026-01-01T00:00:02Z", null, null, null], 3)
-  b.recordEnd(100, 400)
+  b.recordEnd(byteSpan(100, 400))
   b.reject({ file: "f.xml", offset: 400, element: "group", id: "2", kind: "k", reason: "missing <name>", ord: 4 })
-  b.recordEnd(400, 500)
+  b.recordEnd(byteSpan(400, 500))
   b.row(0, ["3", "G-3", "three", "it's \\ odd", "2026-01-01T00:00:03Z"], 5)
   b.row(1, ["12", "3", "buy", "2026-01-01T00:00:04Z", "0", "api", null], 6)
-  b.recordEnd(500, 900)
+  b.recordEnd(byteSpan(500, 900))
   b.finish()
   return out[0]!
 }

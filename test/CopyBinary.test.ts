@@ -23,7 +23,7 @@ import {
 import { checkTimestamp } from "../src/shape/Values.js"
 import { Producer } from "../src/xml/Producer.js"
 import { inspectInput } from "../src/xml/XmlSource.js"
-import { expectedRows, newSchema, settingsFor, stagedRows, TestLoader, tmpDir, writeXml } from "./utils.js"
+import { byteSpan, expectedRows, newSchema, settingsFor, stagedRows, TestLoader, tmpDir, writeXml } from "./utils.js"
 
 /** A seeded generator (mulberry32), so a failure can be replayed. */
 const random = (seed: number) => () => {
@@ -212,7 +212,7 @@ layer(TestLoader(schema))("binary COPY into staging", (it) => {
         const payload = texts[(i + 2) % texts.length]!
         b.row(1, [String(i + 1), groupId, "t", ts, severity, null, payload], eventOrd)
         expected.push({ ord: eventOrd, id: String(i + 1), ts, severity, payload })
-        b.recordEnd(i * 10, i * 10 + 10)
+        b.recordEnd(byteSpan(i * 10, i * 10 + 10))
       })
       b.finish()
       assert.isAbove(out.length, 5, "several batches, several pieces")

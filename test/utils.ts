@@ -17,7 +17,11 @@ import {
   generateGroups,
   renderXml
 } from "../src/generate/Generator.js"
+import type { ByteSpan } from "../src/xml/RecordParser.js"
 import { Xml2Pg } from "../src/Xml2Pg.js"
+
+/** A record's byte range as a parser hands it to its sink. */
+export const byteSpan = (start: number, end: number): ByteSpan => ({ byteStart: () => start, byteEnd: () => end })
 
 export const databaseUrl = (): Redacted.Redacted<string> => Redacted.make(inject("databaseUrl"))
 

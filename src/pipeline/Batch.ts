@@ -7,7 +7,7 @@
 import { type BinaryKind, binaryKinds, fieldBound, writeField, writeInt4Field, writeInt8Field } from "../db/CopyBinary.js"
 import { copyLine } from "../db/CopyText.js"
 import { type DocumentShape, recordShapes } from "../shape/Shape.js"
-import type { RecordSink, Reject } from "../xml/RecordParser.js"
+import type { ByteSpan, RecordSink, Reject } from "../xml/RecordParser.js"
 
 /**
  * Where the batcher cuts: at most `rows` rows and about `bytes` bytes of COPY data per
@@ -258,7 +258,8 @@ export class BatchBuilder implements RecordSink {
   /** bytes of the encoded rows (the text tables' pending lines are not counted yet) */
   private bytes = 0
   private byteStart = -1
-  private byteEnd = 0
+  /** the batch's last record, for the batch's end */
+  private last: ByteSpan | undefined = undefined
   private firstOrd = 0
   private lastOrd = 0
 
@@ -291,10 +292,10 @@ export class BatchBuilder implements RecordSink {
     this.seen(reject.ord)
   }
 
-  readonly recordEnd = (byteStart: number, byteEnd: number): void => {
-    if (this.byteStart < 0) this.byteStart = byteStart
-    this.byteEnd = byteEnd
-    if (this.records >= this.limits.rows || this.reaches(this.limits.bytes)) this.cut()
+  readonly recordEnd = (span: ByteSpan): void => {
+    if (this.byteStart < 0) this.byteStart = span.byteStart()
+    this.last = span
+    if (this.records >= this.limits.rows || this.reaches(this.limits.bytes)) this.cut(span)
   }
 
   /** Whether the exact size reaches `limit`; pending lines are encoded only if they could make it so. */
@@ -312,7 +313,7 @@ export class BatchBuilder implements RecordSink {
 
   /** Emits the last, partial batch; the builder takes no more rows. */
   finish(): void {
-    if (this.byteStart >= 0) this.cut()
+    if (this.last !== undefined) this.cut(this.last)
     // a worker's next input reuses the regions; pieces are handed out fresh after each cut
     for (const t of this.tables) t.close()
   }
@@ -323,7 +324,7 @@ export class BatchBuilder implements RecordSink {
     this.lastOrd = ord
   }
 
-  private cut(): void {
+  private cut(last: ByteSpan): void {
     this.encodePending()
     const tables = this.tables.map((t) => t.take())
     const batch: Batch = {
@@ -333,7 +334,7 @@ export class BatchBuilder implements RecordSink {
       rows: tables.reduce((n, t) => n + t.rows, 0),
       bytes: this.bytes,
       byteStart: this.byteStart,
-      byteEnd: this.byteEnd,
+      byteEnd: last.byteEnd(),
       firstOrd: this.firstOrd,
       lastOrd: this.lastOrd
     }
@@ -343,6 +344,7 @@ export class BatchBuilder implements RecordSink {
     this.records = 0
     this.bytes = 0
     this.byteStart = -1
+    this.last = undefined
     this.firstOrd = 0
     this.lastOrd = 0
     this.emit(batch)

@@ -1,8 +1,9 @@
 /**
  * Maps saxes positions (UTF-16 code units since the start of the text) back to byte
  * offsets in the input, for rejects and batch byte ranges. It keeps the decoded chunks of
- * at least the last HISTORY_CHARS. Within a chunk, positions are mostly asked for in
- * increasing order, so a cursor per chunk keeps the work linear in the input.
+ * at least the last HISTORY_CHARS. Positions are asked for sparsely (a batch's ends, a
+ * reject), so each is counted from the nearest of its chunk's start, its end and the last
+ * position asked for in it: a lookup scans a fraction of a chunk, not all the text before it.
  */
 interface Span {
   readonly charStart: number
@@ -10,7 +11,7 @@ interface Span {
   readonly text: string
   /** UTF-8 length of `text` */
   readonly bytes: number
-  /** the last position asked for, relative to the span, and its byte offset */
+  /** the last position asked for, relative to the span, and its byte offset within it */
   cursorChar: number
   cursorByte: number
 }
@@ -62,14 +63,15 @@ export class ByteOffsets {
       const s = this.spans[i]!
       if (position < s.charStart) continue
       const within = position - s.charStart
-      if (s.bytes === s.text.length) return s.byteStart + within
-      if (within < s.cursorChar) {
-        s.cursorChar = 0
-        s.cursorByte = 0
-      }
-      s.cursorByte += utf8Length(s.text, s.cursorChar, within)
+      const n = s.text.length
+      if (s.bytes === n) return s.byteStart + within
+      const c = s.cursorChar
+      const byte = within >= c
+        ? (within - c <= n - within ? s.cursorByte + utf8Length(s.text, c, within) : s.bytes - utf8Length(s.text, within, n))
+        : (c - within <= within ? s.cursorByte - utf8Length(s.text, within, c) : utf8Length(s.text, 0, within))
       s.cursorChar = within
-      return s.byteStart + s.cursorByte
+      s.cursorByte = byte
+      return s.byteStart + byte
     }
     return this.spans[0]!.byteStart
   }

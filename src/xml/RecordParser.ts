@@ -32,8 +32,50 @@ export interface RecordSink {
   /** a valid record: `table` indexes `recordShapes(doc)`; `values` follow the shape's columns */
   readonly row: (table: number, values: ReadonlyArray<string | null>, ord: number) => void
   readonly reject: (reject: Reject) => void
-  /** a top-level record (and everything in it) is complete; `byteEnd` is just past its end tag */
-  readonly recordEnd: (byteStart: number, byteEnd: number) => void
+  /** a top-level record (and everything in it) is complete: `span` is where it lies in the input */
+  readonly recordEnd: (span: ByteSpan) => void
+}
+
+/**
+ * Where a top-level record lies in the input, in bytes, counted only when asked for: a batch
+ * needs only the start of its first record and the end of its last.
+ */
+export interface ByteSpan {
+  /** the offset of its start tag's "<"; ask during `recordEnd` */
+  readonly byteStart: () => number
+  /** the offset just past its end tag; ask until the next `recordEnd`, or after the input ends */
+  readonly byteEnd: () => number
+}
+
+/**
+ * The span a parser hands on, reused for each record. Its end is counted before the chunk
+ * holding it can be dropped (`keep`), so it stays answerable until the next record ends.
+ */
+class LastSpan implements ByteSpan {
+  private start = 0
+  private end = 0
+  private endByte = -1
+
+  constructor(private readonly offsets: ByteOffsets) {}
+
+  set(start: number, end: number): this {
+    this.start = start
+    this.end = end
+    this.endByte = -1
+    return this
+  }
+
+  readonly byteStart = (): number => this.offsets.at(this.start)
+
+  readonly byteEnd = (): number => {
+    if (this.endByte < 0) this.endByte = this.offsets.at(this.end)
+    return this.endByte
+  }
+
+  /** counts the end now: the next chunk of text may drop the one it lies in */
+  keep(): void {
+    this.byteEnd()
+  }
 }
 
 interface Problem {
@@ -185,6 +227,7 @@ export class RecordParser {
   private unflushed = false
   private readonly resumed: boolean
   private readonly offsets: ByteOffsets
+  private readonly span: LastSpan
 
   constructor(doc: DocumentShape, private readonly sink: RecordSink, options: RecordParserOptions) {
     this.top = compile(doc)
@@ -193,6 +236,7 @@ export class RecordParser {
     this.maxRecordChars = options.maxRecordChars ?? Number.MAX_SAFE_INTEGER
     this.recover = options.recover ?? true
     this.offsets = new ByteOffsets(options.resumeAt?.byte ?? 0)
+    this.span = new LastSpan(this.offsets)
     this.recordStart = new RegExp(`<${this.top.shape.element.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[\\s/>]`)
     this.sax = this.newSax()
     this.resumed = options.resumeAt !== undefined
@@ -246,6 +290,7 @@ export class RecordParser {
    */
   write(text: string, corrupt: ReadonlyArray<number> = [], bytes = Buffer.byteLength(text)): void {
     const start = this.fed
+    this.span.keep()
     // the open record's text stays available: after a break, the search restarts inside it
     this.offsets.push(text, bytes, this.resyncing ? this.fed : this.guardFrom)
     this.fed += text.length
@@ -279,13 +324,13 @@ export class RecordParser {
       this.corrupt = []
     }
     // rejects made after the last record still need a batch: one ending at the end of input
-    const end = this.offsets.at(this.fed)
-    if (this.unflushed) this.recordEnd(end, end)
+    if (this.unflushed) this.recordEnd(this.fed, this.fed)
   }
 
-  private recordEnd(byteStart: number, byteEnd: number): void {
+  /** the sink learns of a record that took the text from `start` to `end` (character positions) */
+  private recordEnd(start: number, end: number): void {
     this.unflushed = false
-    this.sink.recordEnd(byteStart, byteEnd)
+    this.sink.recordEnd(this.span.set(start, end))
   }
 
   private feed(text: string, start: number): void {
@@ -345,21 +390,19 @@ export class RecordParser {
     if (open.length > 0) {
       for (let i = open.length - 1; i > 0; i--) adopt(open[i - 1]!, open[i]!)
       const record = open[0]!
-      const byteStart = this.offsets.at(record.charStart)
       this.emit(record, null, undefined, problem)
-      this.recordEnd(byteStart, this.offsets.at(resumeFrom))
+      this.recordEnd(record.charStart, resumeFrom)
     } else if (this.inRecordTag) {
-      const offset = this.offsets.at(this.tagStartChar)
       this.sink.reject({
         file: this.file,
-        offset,
+        offset: this.offsets.at(this.tagStartChar),
         element: this.top.shape.element,
         id: null,
         kind: `${this.top.shape.element}: ${problem.kind}`,
         reason: problem.detail === undefined ? problem.kind : `${problem.kind}: ${problem.detail}`,
         ord: ++this.ord
       })
-      this.recordEnd(offset, this.offsets.at(resumeFrom))
+      this.recordEnd(this.tagStartChar, resumeFrom)
     } else {
       this.documentReject(problem, position)
     }
@@ -507,12 +550,11 @@ export class RecordParser {
     if (frame === undefined) return
     this.closed = undefined
     const end = this.closedEnd
-    const byteStart = this.offsets.at(frame.charStart)
     const corrupt = this.corruptWithin(frame.charStart, end)
     const oversize = end - frame.charStart > this.maxRecordChars
     this.emit(frame, null, undefined, oversize ? { kind: `larger than ${this.maxRecordChars} characters` } : corrupt)
     this.guardFrom = end
-    this.recordEnd(byteStart, this.offsets.at(end))
+    this.recordEnd(frame.charStart, end)
   }
 
   /** Invalid UTF-8 inside the record rejects it; before it, outside any record, is reported. */
