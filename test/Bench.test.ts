@@ -97,7 +97,7 @@ describe("npm run bench", () => {
       // and with the malloc arenas the shebang sets
       assert.strictEqual(byId.get("2f")!.runs[0]!.detail!["mallocArenaMax"], "2")
       assert.strictEqual(byId.get("2")!.runs[0]!.detail!["mallocArenaMax"], process.env["MALLOC_ARENA_MAX"] ?? null)
-      for (const key of ["4/1", "4/2", "4/2'", "4/3", "2/1"]) assert.isAbove(size.ratios[key]!, 0, key)
+      for (const key of ["4/1", "4/2", "4/2'", "4/3", "2/1", "2/1'"]) assert.isAbove(size.ratios[key]!, 0, key)
       // one round: nothing round by round
       assert.deepStrictEqual(size.ratiosByRound, [])
       assert.notInclude(r.stdout, "round by round")
@@ -155,11 +155,16 @@ describe("npm run bench", () => {
       }
       assert.deepStrictEqual(size.stages.map((s) => s.id), ["1", "1n", "2", "2f"])
       // each round's ratio from its own runs, as the MB/s of one file: 2/1 = time of 1 / time of 2
-      const [one, two] = [size.stages[0]!, size.stages[2]!]
+      const [one, oneAsFed, two] = [size.stages[0]!, size.stages[1]!, size.stages[2]!]
       assert.deepStrictEqual(
         size.ratiosByRound.map((ratios) => ratios["2/1"]!.toFixed(6)),
         [0, 1, 2].map((i) => (one.runs[i]!.seconds / two.runs[i]!.seconds).toFixed(6))
       )
-      assert.include(r.stdout, `round by round: 2/1 ${size.ratiosByRound.map((x) => x["2/1"]!.toFixed(2)).join(" ")}`)
+      assert.deepStrictEqual(
+        size.ratiosByRound.map((ratios) => ratios["2/1'"]!.toFixed(6)),
+        [0, 1, 2].map((i) => (oneAsFed.runs[i]!.seconds / two.runs[i]!.seconds).toFixed(6))
+      )
+      const byRound = (key: "2/1" | "2/1'") => size.ratiosByRound.map((x) => x[key]!.toFixed(2)).join(" ")
+      assert.include(r.stdout, `round by round: 2/1 ${byRound("2/1")}  2/1' ${byRound("2/1'")}`)
     }), { timeout: 120_000 })
 })

@@ -156,7 +156,7 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       if (o.stages.has(1)) {
         yield* Effect.logInfo(`stage 1: raw saxes over ${path.basename(input.file)}${of}`)
         add("1", yield* rawSaxesStage(ctx, input, "default"))
-        add("1n", yield* rawSaxesStage(ctx, input, "no-position"))
+        add("1n", yield* rawSaxesStage(ctx, input, "as-producer"))
       }
       if (o.stages.has(2)) {
         yield* Effect.logInfo(`stage 2: producer over ${path.basename(input.file)}${of}`)

@@ -27,6 +27,8 @@ export interface Ratios {
   readonly "4/2'"?: number
   readonly "4/3"?: number
   readonly "2/1"?: number
+  /** the producer against saxes fed and set up as the producer has it: what the pipeline adds to the parse */
+  readonly "2/1'"?: number
 }
 
 /** Finalize (the CLI process) against the same statements run by `psql -f`, medians. */
@@ -139,14 +141,15 @@ const ratiosOf = (stages: ReadonlyArray<StageReport>, ingestMbps: number | undef
   put("4/2'", ingestMbps, mbps("2f"))
   put("4/3", ingestMbps, mbps("3"))
   put("2/1", mbps("2"), mbps("1"))
+  put("2/1'", mbps("2"), mbps("1n"))
   return out
 }
 
 /** the ratios reported, in the order they are printed */
-const RATIO_KEYS = ["4/1", "4/2", "4/2'", "4/3", "2/1"] as const satisfies ReadonlyArray<keyof Ratios>
+const RATIO_KEYS = ["4/1", "4/2", "4/2'", "4/3", "2/1", "2/1'"] as const satisfies ReadonlyArray<keyof Ratios>
 
 /** stages whose ratios are reported */
-const RATIO_STAGES: ReadonlyArray<StageId> = ["1", "2", "2f", "3", "4"]
+const RATIO_STAGES: ReadonlyArray<StageId> = ["1", "1n", "2", "2f", "3", "4"]
 
 /** The ratios of each round, from every stage's run of that round, when there are rounds. */
 const ratiosByRound = (stages: ReadonlyArray<StageReport>): Array<Ratios> => {

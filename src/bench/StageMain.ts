@@ -3,12 +3,13 @@
  * Each stage loads only the modules it needs, so its peak RSS is its own. The outcome is
  * printed as JSON on the last stdout line.
  */
+import type { SaxesVariant } from "./RawSaxes.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
 interface StageArgs {
   readonly file: string
   readonly out?: string
-  readonly variant?: "default" | "no-position"
+  readonly variant?: SaxesVariant
   readonly encoded?: string
   readonly xmlBytes?: number
   readonly schema?: string

@@ -16,13 +16,14 @@ import { recordShapes } from "../shape/Shape.js"
 import { libpqEnv, runBareSql } from "./BareSql.js"
 import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Child.js"
 import type { InputFile } from "./Inputs.js"
+import type { SaxesVariant } from "./RawSaxes.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
 export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs" | "6"
 
 export const stageNames: Record<StageId, string> = {
   "1": "raw saxes, default options",
-  "1n": "raw saxes, xmlns+position off",
+  "1n": "raw saxes, fed as the producer feeds it",
   "2": "producer: parse+validate+encode",
   "2f": "producer, the CLI's V8 flags",
   "3": `COPY only, ${defaults.writers} writers`,
@@ -228,7 +229,7 @@ const cliRun = (measured: Measured, input: InputFile, rows: number, detail?: Rec
 
 // == stages
 
-export const rawSaxesStage = (ctx: BenchContext, input: InputFile, variant: "default" | "no-position") =>
+export const rawSaxesStage = (ctx: BenchContext, input: InputFile, variant: SaxesVariant) =>
   stageChild(ctx, "raw", { file: input.file, variant }).pipe(
     Effect.map(({ measured, outcome }) => fromOutcome(measured, outcome, input.rows))
   )
