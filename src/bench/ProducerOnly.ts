@@ -1,27 +1,34 @@
 /**
  * Stage 2, the producer alone: the project's parse + validate + COPY-encode, batches
- * counted and dropped, no database.
+ * counted and dropped, no database. It encodes into the parse worker's recycled regions, as
+ * an ingest does, each batch's given back once counted, as a writer does once it is written.
  */
 import * as fs from "node:fs"
 import * as v8 from "node:v8"
 import { defaults } from "../config/Settings.js"
-import type { Batch } from "../pipeline/Batch.js"
+import type { Batch, PieceSource } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
 import { Producer } from "../xml/Producer.js"
+import { WorkerRegions } from "../xml/SharedPieces.js"
 import { READ_CHUNK, type StageOutcome } from "./StageResult.js"
 
-export const newProducer = (file: string, runId: number): Producer =>
+export const newProducer = (file: string, runId: number, pieces?: PieceSource): Producer =>
   new Producer({
     file,
     doc: GroupsDocument,
     runId,
     limits: { rows: defaults.batchRows, bytes: defaults.batchBytes },
     maxRecordChars: defaults.maxRecordBytes
-  })
+  }, pieces)
 
-/** Feeds `file` through a Producer, handing each finished batch to `onBatch`. */
-export const produce = async (file: string, runId: number, onBatch: (batch: Batch) => void): Promise<number> => {
-  const producer = newProducer(file, runId)
+/** Feeds `file` through a Producer, handing each finished batch to `onBatch`; pieces are fresh Buffers unless `pieces` says. */
+export const produce = async (
+  file: string,
+  runId: number,
+  onBatch: (batch: Batch) => void,
+  pieces?: PieceSource
+): Promise<number> => {
+  const producer = newProducer(file, runId, pieces)
   for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
     for (const batch of producer.write(chunk as Buffer)) onBatch(batch)
   }
@@ -34,13 +41,15 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
   let rejects = 0
   let batches = 0
   let encodedBytes = 0
+  const regions = new WorkerRegions()
   const started = performance.now()
   const xmlBytes = await produce(file, 1, (batch) => {
     rows += batch.rows
     rejects += batch.rejects.length
     encodedBytes += batch.bytes
     batches++
-  })
+    for (const table of batch.tables) for (const chunk of table.chunks) regions.reclaim(chunk)
+  }, regions)
   const seconds = (performance.now() - started) / 1000
   return {
     seconds,
