@@ -1,15 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ByteOffsets } from "../src/xml/ByteOffsets.js"
+import { random } from "./utils.js"
 
 /** A deterministic mix of 1-, 2-, 3- and 4-byte characters, and runs of ASCII alone. */
 const sampleText = (n: number, seed: number): string => {
   const pieces = ["a", "<g>", "ж", "€", "😀", " ", "long ascii run, long enough for the slice path of the count "]
-  let x = seed
+  const next = random(seed)
   let s = ""
-  while (s.length < n) {
-    x = (x * 1103515245 + 12345) % 2147483648
-    s += pieces[x % pieces.length]!
-  }
+  while (s.length < n) s += pieces[Math.floor(next() * pieces.length)]!
   return s
 }
 
@@ -26,10 +24,9 @@ describe("ByteOffsets", () => {
       const c = text.charCodeAt(i - 1)
       if (!(c >= 0xd800 && c <= 0xdbff)) positions.push(i)
     }
-    let x = 7
+    const next = random(7)
     for (let k = 0; k < 3000; k++) {
-      x = (x * 1103515245 + 12345) % 2147483648
-      const p = positions[x % positions.length]!
+      const p = positions[Math.floor(next() * positions.length)]!
       assert.strictEqual(offsets.at(p), base + Buffer.byteLength(text.slice(0, p)), `position ${p}`)
     }
     for (const p of [0, text.length, ...positions.slice(-50).reverse(), ...positions.slice(0, 50)]) {

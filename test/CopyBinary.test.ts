@@ -23,15 +23,7 @@ import {
 import { checkTimestamp } from "../src/shape/Values.js"
 import { Producer } from "../src/xml/Producer.js"
 import { inspectInput } from "../src/xml/XmlSource.js"
-import { byteSpan, expectedRows, newSchema, settingsFor, stagedRows, TestLoader, tmpDir, writeXml } from "./utils.js"
-
-/** A seeded generator (mulberry32), so a failure can be replayed. */
-const random = (seed: number) => () => {
-  seed = (seed + 0x6d2b79f5) | 0
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+import { byteSpan, expectedRows, newSchema, random, settingsFor, stagedRows, TestLoader, tmpDir, writeXml } from "./utils.js"
 
 const pad = (n: number, width: number) => String(n).padStart(width, "0")
 

@@ -1,5 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
+import { isUtf8 } from "node:buffer"
 import { completeSlices, decodeUtf8 } from "../src/xml/Producer.js"
+import { random } from "./utils.js"
 
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true })
 
@@ -21,16 +23,21 @@ describe("decodeUtf8", () => {
       assert.strictEqual(decodeUtf8(bytes), s)
       assert.strictEqual(decodeUtf8(bytes), decoder.decode(bytes))
     }
-    let x = 1
+    // code points of each UTF-8 length in turn (1 to 4 bytes), surrogates left out
+    const next = random(1)
+    const ranges = [[0, 0x80], [0x80, 0x800], [0x800, 0xd800], [0xe000, 0x10000], [0x10000, 0x110000]] as const
     let mixed = ""
     for (let i = 0; i < 20_000; i++) {
-      x = (x * 1103515245 + 12345) % 2147483648
-      const cp = [x % 0x80, 0x80 + (x % 0x780), 0xe000 + (x % 0x1ffe), 0x10000 + (x % 0xfffff)][x % 4]!
-      mixed += String.fromCodePoint(cp)
+      const [lo, hi] = ranges[i % ranges.length]!
+      mixed += String.fromCodePoint(lo + Math.floor(next() * (hi - lo)))
     }
     const bytes = Buffer.from(mixed, "utf8")
     assert.strictEqual(decodeUtf8(bytes), mixed)
-    assert.strictEqual(decodeUtf8(bytes.subarray(3, 9000 + 3)), decoder.decode(bytes.subarray(3, 9000 + 3)))
+    // a view from inside the buffer, starting and ending on characters
+    const chars = Array.from(mixed)
+    const view = bytes.subarray(Buffer.byteLength(chars.slice(0, 5).join("")), Buffer.byteLength(chars.slice(0, 12_000).join("")))
+    assert.isTrue(isUtf8(view))
+    assert.strictEqual(decodeUtf8(view), chars.slice(5, 12_000).join(""))
   })
 
   it("completeSlices cuts input, however it is chunked, into slices that end on characters", () => {

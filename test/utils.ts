@@ -20,6 +20,14 @@ import {
 import type { ByteSpan } from "../src/xml/RecordParser.js"
 import { Xml2Pg } from "../src/Xml2Pg.js"
 
+/** A seeded generator (mulberry32) of numbers in [0, 1), so a failure can be replayed. */
+export const random = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
 /** A record's byte range as a parser hands it to its sink. */
 export const byteSpan = (start: number, end: number): ByteSpan => ({ byteStart: () => start, byteEnd: () => end })
 

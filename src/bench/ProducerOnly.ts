@@ -9,7 +9,7 @@ import { defaults } from "../config/Settings.js"
 import type { Batch, PieceSource } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
 import { Producer } from "../xml/Producer.js"
-import { WorkerRegions } from "../xml/SharedPieces.js"
+import { regionIds, WorkerRegions } from "../xml/SharedPieces.js"
 import { READ_CHUNK, type StageOutcome } from "./StageResult.js"
 
 export const newProducer = (file: string, runId: number, pieces?: PieceSource): Producer =>
@@ -48,7 +48,8 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
     rejects += batch.rejects.length
     encodedBytes += batch.bytes
     batches++
-    for (const table of batch.tables) for (const chunk of table.chunks) regions.reclaim(chunk)
+    const transfer: Array<ArrayBuffer> = []
+    regions.release(regionIds(batch.tables.flatMap((t) => t.chunks.map((chunk) => regions.piece(chunk, transfer)))))
   }, regions)
   const seconds = (performance.now() - started) / 1000
   return {

@@ -3,6 +3,7 @@
  * stream. Stage 1 runs saxes as it comes, fed by one TextDecoder; stage 1' runs it as the
  * producer does: namespaces and positions off, fed with the producer's decoding.
  */
+import { isUtf8 } from "node:buffer"
 import * as fs from "node:fs"
 import { SaxesParser } from "saxes"
 import { completeSlices, decodeUtf8 } from "../xml/Producer.js"
@@ -17,15 +18,7 @@ interface NoopParser {
 
 const makeParser = (variant: SaxesVariant): NoopParser => {
   const noop = () => {}
-  if (variant === "default") {
-    const parser = new SaxesParser()
-    parser.on("opentag", noop)
-    parser.on("text", noop)
-    parser.on("closetag", noop)
-    parser.on("cdata", noop)
-    return parser
-  }
-  const parser = new SaxesParser<{ xmlns: false; position: false }>({ xmlns: false, position: false })
+  const parser = new SaxesParser(variant === "default" ? {} : { xmlns: false, position: false })
   parser.on("opentag", noop)
   parser.on("text", noop)
   parser.on("closetag", noop)
@@ -52,7 +45,10 @@ const feedAsProducer = async (file: string, parser: NoopParser): Promise<number>
   for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
     const data = chunk as Buffer
     bytes += data.length
-    pending = completeSlices(pending, data, (slice) => parser.write(decodeUtf8(slice)))
+    pending = completeSlices(pending, data, (slice) => {
+      if (!isUtf8(slice)) throw new Error(`${file} is not valid UTF-8`)
+      parser.write(decodeUtf8(slice))
+    })
   }
   if (pending.length > 0) throw new Error(`${file} ends inside a UTF-8 character`)
   return bytes

@@ -19,6 +19,7 @@ import type { InputFile } from "./Inputs.js"
 import type { SaxesVariant } from "./RawSaxes.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
+/** "1n" is stage 1': it was saxes with namespaces and positions off ("no-position") before it was fed as the producer feeds it */
 export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs" | "6"
 
 export const stageNames: Record<StageId, string> = {

@@ -49,15 +49,18 @@ export const READ_CHUNK = 256 * 1024
 
 const DECODE_SLICE = 32 * 1024
 
+/** for a Node built without ICU, which has no `transcode` */
+const fallbackDecoder = new TextDecoder("utf-8", { ignoreBOM: true })
+
 /**
  * Valid UTF-8 as text. ICU's converter to UTF-16 (`transcode`), whose output V8 copies
  * as it is, takes a sixth of the time of `TextDecoder` (V8's own UTF-8 decoder) on this
- * project's input. A Node built without ICU has no `transcode` and gets the decoder. Either
- * keeps a BOM as U+FEFF, which saxes skips.
+ * project's input. Either keeps a BOM as U+FEFF, which saxes skips, so byte offsets count
+ * its 3 bytes.
  */
-export const decodeUtf8: (bytes: Uint8Array) => string = process.versions.icu === undefined
-  ? ((decoder) => (bytes) => decoder.decode(bytes))(new TextDecoder("utf-8", { ignoreBOM: true }))
-  : (bytes) => transcode(bytes, "utf8", "ucs2").toString("ucs2")
+export const decodeUtf8: (bytes: Uint8Array) => string = typeof transcode === "function"
+  ? (bytes) => transcode(bytes, "utf8", "ucs2").toString("ucs2")
+  : (bytes) => fallbackDecoder.decode(bytes)
 
 /** The length of `bytes` up to the end of its last complete UTF-8 character. */
 const completeLength = (bytes: Uint8Array): number => {
@@ -158,8 +161,6 @@ export const toParseError = (file: string, offset: number, e: unknown): XmlParse
   e instanceof XmlParseError ? e : new XmlParseError({ file, offset, reason: causeMessage(e) })
 
 export class Producer {
-  // The BOM is kept as U+FEFF, so byte offsets count its 3 bytes. Each byte that is not
-  // UTF-8 becomes one INVALID_BYTE, whose position the parser is told.
   /** bytes of an incomplete UTF-8 sequence at the end of the previous slice */
   private pending: Uint8Array = new Uint8Array(0)
   private parser: RecordParser | undefined = undefined
@@ -182,12 +183,15 @@ export class Producer {
   /** Parses a chunk; returns the batches it completed. Throws XmlParseError. */
   write(bytes: Uint8Array): Array<Batch> {
     const parser = this.parser ?? this.start()
+    const end = this.xmlBytes + bytes.length
     let start = this.xmlBytes - this.pending.length
     this.pending = completeSlices(this.pending, bytes, (data) => {
+      // what the slice throws that is not an XmlParseError is reported at its end (`bytes`)
+      this.xmlBytes = start + data.length
       this.decode(parser, data, start, "input is not valid UTF-8")
       start += data.length
     })
-    this.xmlBytes += bytes.length
+    this.xmlBytes = end
     return this.take()
   }
 
@@ -204,7 +208,8 @@ export class Producer {
     return this.take()
   }
 
-  // Either way each input byte stands for one UTF-8 byte of the text, so its length is known.
+  // Either way each input byte stands for one UTF-8 byte of the text, so its length is known:
+  // each byte that is not UTF-8 becomes one INVALID_BYTE, whose position the parser is told.
   private decode(parser: RecordParser, bytes: Uint8Array, byteStart: number, reason: string): void {
     if (isUtf8(bytes)) return parser.write(decodeUtf8(bytes), [], bytes.length)
     const decoded = decodeInvalid(bytes)

@@ -32,18 +32,25 @@ export interface RecordSink {
   /** a valid record: `table` indexes `recordShapes(doc)`; `values` follow the shape's columns */
   readonly row: (table: number, values: ReadonlyArray<string | null>, ord: number) => void
   readonly reject: (reject: Reject) => void
-  /** a top-level record (and everything in it) is complete: `span` is where it lies in the input */
+  /**
+   * A top-level record (and everything in it) is complete, or abandoned: `span` is what it
+   * took of the input. The parser reuses the one object for every record.
+   */
   readonly recordEnd: (span: ByteSpan) => void
 }
 
 /**
- * Where a top-level record lies in the input, in bytes, counted only when asked for: a batch
+ * What a top-level record took of the input, in bytes, counted only when asked for: a batch
  * needs only the start of its first record and the end of its last.
  */
 export interface ByteSpan {
   /** the offset of its start tag's "<"; ask during `recordEnd` */
   readonly byteStart: () => number
-  /** the offset just past its end tag; ask until the next `recordEnd`, or after the input ends */
+  /**
+   * The offset just past its end tag; for a record abandoned after a break, where the
+   * search for the next record starts; for rejects after the last record, the end of the
+   * input. Ask until the next `recordEnd`, or after the input ends.
+   */
   readonly byteEnd: () => number
 }
 
@@ -378,7 +385,7 @@ export class RecordParser {
 
   private fatal(e: Break): XmlParseError {
     const reason = this.rootOpened ? e.reason : `not a <${this.root}> document: ${e.reason}`
-    return new XmlParseError({ file: this.file, offset: this.offsets.at(e.position), reason })
+    return new XmlParseError({ file: this.file, offset: this.offsets.at(Math.min(e.position, this.fed)), reason })
   }
 
   /**
