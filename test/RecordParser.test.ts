@@ -716,6 +716,14 @@ describe("RecordParser", () => {
       }
     })
 
+    it("a break saxes notices past the text read is reported no further than the input's end", () => {
+      // read whole, text outside the root is noticed at the end of the input
+      for (const input of ["hello, not XML\n", "\uFEFFhello, not XML\n", "\uFEFFЖЖ not XML, 😀"]) {
+        assert.strictEqual(parseError(input).offset, Buffer.byteLength(input), JSON.stringify(input))
+        for (const size of [1, 3]) assert.isAtMost(parseError(input, size).offset, Buffer.byteLength(input))
+      }
+    })
+
     it("bytes that are not UTF-8 reject the record holding them; strict mode fails", () => {
       const g2 = `<group id="2" code="G" created_at="2026-01-01T00:00:00Z">`
       const input = Buffer.concat([
