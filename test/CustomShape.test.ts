@@ -14,6 +14,7 @@ import { makeRejectsFile } from "../src/pipeline/RejectsFile.js"
 import {
   attribute,
   child,
+  type Column,
   type DocumentShape,
   fromWire,
   parentKey,
@@ -209,6 +210,49 @@ layer(DatabaseLive({ url: databaseUrl(), maxConnections: 6 }), { excludeTestServ
           ).pipe(Effect.map((r) => r[0]!.n))
         assert.strictEqual(yield* differing("stg_item", "item_id, title, added_at"), 0)
         assert.strictEqual(yield* differing("stg_price", "price_id, item_id, currency, cents"), 0)
+      }).pipe(Effect.scoped))
+
+    it.effect("staging tables made for another shape stop the load before it starts, naming what differs", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const other = `${schema}_other`
+        yield* Effect.addFinalizer(() => sql.unsafe(`drop schema if exists ${quoteIdent(other)} cascade`).pipe(Effect.orDie))
+        const load = (doc: DocumentShape) =>
+          Effect.gen(function*() {
+            const rejects = yield* makeRejectsFile(path.join(dir, "rejects-other.ndjson"))
+            return yield* ingestFile(file, { doc, settings: settingsFor(other, dir, { parseWorker: true }), rejects })
+          }).pipe(Effect.scoped, Effect.flip)
+        const withPrice = (columns: ReadonlyArray<Column>): DocumentShape => ({
+          ...Catalog,
+          record: { ...Item, children: [{ ...Price, columns }] }
+        })
+        // an earlier shape had the cents as text: binary smallints would have loaded as text
+        yield* initSchema(withPrice(Price.columns.map((c) => (c.name === "cents" ? { ...c, type: ValueType.text } : c))), other)
+        const typeError = yield* load(Catalog)
+        assert.strictEqual(typeError._tag, "DbError")
+        assert.include(
+          typeError.message,
+          `column "cents" of ${qualify(other, "stg_price")} is text, the shape's is smallint: the table was made for another shape`
+        )
+        // and one without the currency
+        yield* sql.unsafe(`drop table ${qualify(other, "stg_price")}`)
+        yield* initSchema(withPrice(Price.columns.filter((c) => c.name !== "currency")), other)
+        const columnsError = yield* load(Catalog)
+        assert.include(
+          columnsError.message,
+          `${qualify(other, "stg_price")} has columns (run_id, batch_seq, ord, price_id, item_id, cents), ` +
+            `the shape (run_id, batch_seq, ord, price_id, item_id, currency, cents)`
+        )
+        // nothing was recorded or loaded
+        const [runs] = yield* sql.unsafe<{ n: number }>(`select count(*)::int as n from ${qualify(other, "xml2pg_run")}`)
+        assert.strictEqual(runs!.n, 0)
+        const [items] = yield* sql.unsafe<{ n: number }>(`select count(*)::int as n from ${qualify(other, "stg_item")}`)
+        assert.strictEqual(items!.n, 0)
+        // made again for this shape, the same file loads
+        yield* sql.unsafe(`drop table ${qualify(other, "stg_price")}`)
+        yield* initSchema(Catalog, other)
+        const done = yield* load(Catalog).pipe(Effect.flip)
+        assert.strictEqual(done.rowsByTable["stg_price"], loadedPrices)
       }).pipe(Effect.scoped))
   }
 )

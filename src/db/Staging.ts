@@ -103,6 +103,63 @@ export const initSchema = (doc: DocumentShape, schema: string) =>
   }).pipe(Effect.mapError(toDbError("init")), Effect.withSpan("Staging.initSchema"))
 
 /**
+ * Fails when a staging table's columns are not the shape's (names, order, types): binary
+ * COPY sends each value as the bytes of its column's type, and into a column of another
+ * type (a table made for an earlier version of the shape: `create table if not exists`
+ * leaves it as it was) some values would load as different ones instead of failing. A
+ * missing table is left to the load, which reports it.
+ *
+ * @since 0.1.0
+ * @category ddl
+ */
+export const checkStagingTables = (doc: DocumentShape, schema: string) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const shapes = recordShapes(doc)
+    const wanted = shapes.map((r) => [
+      ...stagingPrefix.map((c) => ({ name: c.name, sql: c.sql })),
+      ...r.columns.map((c) => ({ name: c.name, sql: c.type.sql }))
+    ])
+    const sqlTypes = [...new Set(wanted.flat().map((c) => c.sql))]
+    // the server's own name of each type, as the catalog below gives it ("timestamptz" → "timestamp with time zone")
+    const canonical = new Map(
+      (yield* sql.unsafe<{ sql: string; name: string | null }>(
+        `select t as sql, to_regtype(t)::text as name from unnest($1::text[]) as t`,
+        [sqlTypes]
+      )).map((r) => [r.sql, r.name ?? r.sql])
+    )
+    const columns = yield* sql.unsafe<{ table: string; column: string; type: string }>(
+      `select c.relname as table, a.attname as column, a.atttypid::regtype::text as type
+       from pg_attribute a
+       join pg_class c on c.oid = a.attrelid
+       join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
+       order by c.relname, a.attnum`,
+      [schema, shapes.map((r) => r.stagingTable)]
+    )
+    const remedy = "the table was made for another shape. Load into another schema, or drop the table (it holds " +
+      "only rows not yet finalized) and run init"
+    for (const [i, r] of shapes.entries()) {
+      const has = columns.filter((c) => c.table === r.stagingTable)
+      if (has.length === 0) continue
+      const want = wanted[i]!.map((c) => ({ name: c.name, type: canonical.get(c.sql)! }))
+      const table = qualify(schema, r.stagingTable)
+      if (has.length !== want.length || has.some((c, k) => c.column !== want[k]!.name)) {
+        const names = (cs: ReadonlyArray<string>) => cs.join(", ")
+        return yield* Effect.fail(
+          new Error(`${table} has columns (${names(has.map((c) => c.column))}), the shape (${names(want.map((c) => c.name))}): ${remedy}`)
+        )
+      }
+      const k = want.findIndex((c, j) => has[j]!.type !== c.type)
+      if (k >= 0) {
+        return yield* Effect.fail(
+          new Error(`column ${quoteIdent(want[k]!.name)} of ${table} is ${has[k]!.type}, the shape's is ${want[k]!.type}: ${remedy}`)
+        )
+      }
+    }
+  }).pipe(Effect.mapError(toDbError("staging check")), Effect.withSpan("Staging.checkStagingTables"))
+
+/**
  * Empties the staging tables, the batch ledger and the rejects table.
  *
  * @since 0.1.0

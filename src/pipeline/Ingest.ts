@@ -18,6 +18,7 @@ import type { PgPool } from "../db/PgPool.js"
 import { withDbRetry } from "../db/Retry.js"
 import { LockBusyError, withSchemaLock } from "../db/Locks.js"
 import {
+  checkStagingTables,
   committedBatches,
   committedRejects,
   findUnfinishedRun,
@@ -172,6 +173,7 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     // a finalize holds the schema lock; it is stopped unused if the lookup fails)
     const worker = wire === undefined ? undefined : yield* (options.parseWorkers?.take ?? startParseWorker)
     const info = yield* inspectInput(file)
+    yield* checkStagingTables(doc, settings.schema)
     const unfinished = info.fingerprint === undefined || info.size === undefined || options.resume === "never"
       ? undefined
       : yield* findUnfinishedRun(settings.schema, { file, size: info.size, fingerprint: info.fingerprint })
