@@ -226,32 +226,33 @@ layer(DatabaseLive({ url: databaseUrl(), maxConnections: 6 }), { excludeTestServ
           ...Catalog,
           record: { ...Item, children: [{ ...Price, columns }] }
         })
+        const remedy = "the table was made for another shape. Finalize what it holds with that shape"
         // an earlier shape had the cents as text: binary smallints would have loaded as text
         yield* initSchema(withPrice(Price.columns.map((c) => (c.name === "cents" ? { ...c, type: ValueType.text } : c))), other)
         const typeError = yield* load(Catalog)
         assert.strictEqual(typeError._tag, "DbError")
-        assert.include(
-          typeError.message,
-          `column "cents" of ${qualify(other, "stg_price")} is text, the shape's is smallint: the table was made for another shape`
-        )
-        // and one without the currency
+        assert.include(typeError.message, `column "cents" of ${qualify(other, "stg_price")} is text, the shape's is smallint: ${remedy}`)
+        // one without the currency
         yield* sql.unsafe(`drop table ${qualify(other, "stg_price")}`)
         yield* initSchema(withPrice(Price.columns.filter((c) => c.name !== "currency")), other)
-        const columnsError = yield* load(Catalog)
+        assert.include((yield* load(Catalog)).message, `column "currency" of ${qualify(other, "stg_price")} is missing: ${remedy}`)
+        // the currency added back, last, and a column of one's own: COPY names its columns, so that is fine;
+        // but a timestamp that keeps whole seconds would round the binary ones
+        yield* sql.unsafe(`alter table ${qualify(other, "stg_price")} add column currency text, add column note text`)
+        yield* sql.unsafe(`alter table ${qualify(other, "stg_item")} alter column added_at type timestamptz(0)`)
         assert.include(
-          columnsError.message,
-          `${qualify(other, "stg_price")} has columns (run_id, batch_seq, ord, price_id, item_id, cents), ` +
-            `the shape (run_id, batch_seq, ord, price_id, item_id, currency, cents)`
+          (yield* load(Catalog)).message,
+          `column "added_at" of ${qualify(other, "stg_item")} is timestamp(0) with time zone, the shape's is timestamp with time zone`
         )
         // nothing was recorded or loaded
         const [runs] = yield* sql.unsafe<{ n: number }>(`select count(*)::int as n from ${qualify(other, "xml2pg_run")}`)
         assert.strictEqual(runs!.n, 0)
         const [items] = yield* sql.unsafe<{ n: number }>(`select count(*)::int as n from ${qualify(other, "stg_item")}`)
         assert.strictEqual(items!.n, 0)
-        // made again for this shape, the same file loads
-        yield* sql.unsafe(`drop table ${qualify(other, "stg_price")}`)
-        yield* initSchema(Catalog, other)
+        // with the shape's types, in any column order, the same file loads
+        yield* sql.unsafe(`alter table ${qualify(other, "stg_item")} alter column added_at type timestamptz`)
         const done = yield* load(Catalog).pipe(Effect.flip)
+        assert.strictEqual(done.rowsByTable["stg_item"], loadedItems)
         assert.strictEqual(done.rowsByTable["stg_price"], loadedPrices)
       }).pipe(Effect.scoped))
   }

@@ -103,58 +103,58 @@ export const initSchema = (doc: DocumentShape, schema: string) =>
   }).pipe(Effect.mapError(toDbError("init")), Effect.withSpan("Staging.initSchema"))
 
 /**
- * Fails when a staging table's columns are not the shape's (names, order, types): binary
- * COPY sends each value as the bytes of its column's type, and into a column of another
- * type (a table made for an earlier version of the shape: `create table if not exists`
- * leaves it as it was) some values would load as different ones instead of failing. A
- * missing table is left to the load, which reports it.
+ * Fails when a staging table loaded by binary COPY lacks a column of the shape, or has it
+ * with another type or a type modifier. Binary COPY sends each value as the bytes of the
+ * type the shape declares, and into a column of another type (a table made for an earlier
+ * version of the shape: `create table if not exists` leaves it as it was) some values load
+ * as other values instead of failing: a smallint 16706 into a text column is "AB". COPY
+ * text goes through the column's input function, which fails on what it cannot read, so
+ * its tables are not checked; nor are column order and extra columns, as COPY names its
+ * columns. A missing table is left to the load, which reports it.
  *
  * @since 0.1.0
  * @category ddl
  */
-export const checkStagingTables = (doc: DocumentShape, schema: string) =>
+export const checkStagingTables = (doc: DocumentShape, schema: string, formats: CopyFormats) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const shapes = recordShapes(doc)
-    const wanted = shapes.map((r) => [
-      ...stagingPrefix.map((c) => ({ name: c.name, sql: c.sql })),
-      ...r.columns.map((c) => ({ name: c.name, sql: c.type.sql }))
-    ])
-    const sqlTypes = [...new Set(wanted.flat().map((c) => c.sql))]
-    // the server's own name of each type, as the catalog below gives it ("timestamptz" → "timestamp with time zone")
-    const canonical = new Map(
-      (yield* sql.unsafe<{ sql: string; name: string | null }>(
-        `select t as sql, to_regtype(t)::text as name from unnest($1::text[]) as t`,
-        [sqlTypes]
-      )).map((r) => [r.sql, r.name ?? r.sql])
+    const wanted = recordShapes(doc).flatMap((r, i) =>
+      formats[i] === "binary"
+        ? [
+          ...stagingPrefix.map((c) => ({ table: r.stagingTable, column: c.name, type: c.sql })),
+          ...r.columns.map((c) => ({ table: r.stagingTable, column: c.name, type: c.type.sql }))
+        ]
+        : []
     )
-    const columns = yield* sql.unsafe<{ table: string; column: string; type: string }>(
-      `select c.relname as table, a.attname as column, a.atttypid::regtype::text as type
-       from pg_attribute a
-       join pg_class c on c.oid = a.attrelid
-       join pg_namespace n on n.oid = c.relnamespace
-       where n.nspname = $1 and c.relname = any($2::text[]) and a.attnum > 0 and not a.attisdropped
-       order by c.relname, a.attnum`,
-      [schema, shapes.map((r) => r.stagingTable)]
+    if (wanted.length === 0) return
+    // one row per column wanted; `type` is null when the table has no such column
+    const rows = yield* sql.unsafe<{
+      table: string
+      column: string
+      want: string
+      type: string | null
+      shown: string | null
+      typmod: number | null
+      tableFound: boolean
+    }>(
+      `select w.tbl as table, w.col as column, to_regtype(w.typ)::text as want,
+              a.atttypid::regtype::text as type, format_type(a.atttypid, a.atttypmod) as shown,
+              a.atttypmod as typmod, c.oid is not null as "tableFound"
+       from unnest($2::text[], $3::text[], $4::text[]) with ordinality as w(tbl, col, typ, n)
+       left join pg_namespace s on s.nspname = $1
+       left join pg_class c on c.relnamespace = s.oid and c.relname = w.tbl
+       left join pg_attribute a on a.attrelid = c.oid and a.attname = w.col and a.attnum > 0 and not a.attisdropped
+       order by w.n`,
+      [schema, wanted.map((w) => w.table), wanted.map((w) => w.column), wanted.map((w) => w.type)]
     )
-    const remedy = "the table was made for another shape. Load into another schema, or drop the table (it holds " +
-      "only rows not yet finalized) and run init"
-    for (const [i, r] of shapes.entries()) {
-      const has = columns.filter((c) => c.table === r.stagingTable)
-      if (has.length === 0) continue
-      const want = wanted[i]!.map((c) => ({ name: c.name, type: canonical.get(c.sql)! }))
-      const table = qualify(schema, r.stagingTable)
-      if (has.length !== want.length || has.some((c, k) => c.column !== want[k]!.name)) {
-        const names = (cs: ReadonlyArray<string>) => cs.join(", ")
-        return yield* Effect.fail(
-          new Error(`${table} has columns (${names(has.map((c) => c.column))}), the shape (${names(want.map((c) => c.name))}): ${remedy}`)
-        )
-      }
-      const k = want.findIndex((c, j) => has[j]!.type !== c.type)
-      if (k >= 0) {
-        return yield* Effect.fail(
-          new Error(`column ${quoteIdent(want[k]!.name)} of ${table} is ${has[k]!.type}, the shape's is ${want[k]!.type}: ${remedy}`)
-        )
+    const remedy = "the table was made for another shape. Finalize what it holds with that shape, or load into " +
+      "another schema; or drop the table, run init, then clean (which discards the rows staged and not finalized)"
+    for (const r of rows) {
+      if (!r.tableFound) continue
+      const column = `column ${quoteIdent(r.column)} of ${qualify(schema, r.table)}`
+      if (r.type === null) return yield* Effect.fail(new Error(`${column} is missing: ${remedy}`))
+      if (r.type !== r.want || r.typmod !== -1) {
+        return yield* Effect.fail(new Error(`${column} is ${r.shown}, the shape's is ${r.want}: ${remedy}`))
       }
     }
   }).pipe(Effect.mapError(toDbError("staging check")), Effect.withSpan("Staging.checkStagingTables"))

@@ -173,7 +173,6 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     // a finalize holds the schema lock; it is stopped unused if the lookup fails)
     const worker = wire === undefined ? undefined : yield* (options.parseWorkers?.take ?? startParseWorker)
     const info = yield* inspectInput(file)
-    yield* checkStagingTables(doc, settings.schema)
     const unfinished = info.fingerprint === undefined || info.size === undefined || options.resume === "never"
       ? undefined
       : yield* findUnfinishedRun(settings.schema, { file, size: info.size, fingerprint: info.fingerprint })
@@ -185,6 +184,7 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     const formats: CopyFormats = unfinished === undefined
       ? tableFormats(doc).map((f) => f._tag)
       : unfinished.copyFormats ?? recordShapes(doc).map(() => "text")
+    yield* checkStagingTables(doc, settings.schema, formats)
     const runId = unfinished?.runId ?? (yield* startRun(settings.schema, {
       file,
       fileSize: info.size,
