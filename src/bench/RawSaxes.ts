@@ -26,38 +26,49 @@ const makeParser = (variant: SaxesVariant): NoopParser => {
   return parser
 }
 
-const feedDefault = async (file: string, parser: NoopParser): Promise<number> => {
-  const decoder = new TextDecoder("utf-8")
-  let bytes = 0
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
-    const data = chunk as Buffer
-    bytes += data.length
-    parser.write(decoder.decode(data, { stream: true }))
-  }
-  const rest = decoder.decode()
-  if (rest.length > 0) parser.write(rest)
-  return bytes
+/** How a stage turns the file's bytes into saxes' text. */
+interface Feeder {
+  readonly write: (data: Buffer) => void
+  readonly end: () => void
 }
 
-const feedAsProducer = async (file: string, parser: NoopParser): Promise<number> => {
-  let bytes = 0
-  let pending = new Uint8Array(0)
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
-    const data = chunk as Buffer
-    bytes += data.length
-    pending = completeSlices(pending, data, (slice) => {
-      if (!isUtf8(slice)) throw new Error(`${file} is not valid UTF-8`)
-      parser.write(decodeUtf8(slice))
-    })
+const decoderFeeder = (parser: NoopParser): Feeder => {
+  const decoder = new TextDecoder("utf-8")
+  return {
+    write: (data) => parser.write(decoder.decode(data, { stream: true })),
+    end: () => {
+      const rest = decoder.decode()
+      if (rest.length > 0) parser.write(rest)
+    }
   }
-  if (pending.length > 0) throw new Error(`${file} ends inside a UTF-8 character`)
-  return bytes
+}
+
+const producerFeeder = (file: string, parser: NoopParser): Feeder => {
+  let pending = new Uint8Array(0)
+  return {
+    write: (data) => {
+      pending = completeSlices(pending, data, (slice) => {
+        if (!isUtf8(slice)) throw new Error(`${file} is not valid UTF-8`)
+        parser.write(decodeUtf8(slice))
+      })
+    },
+    end: () => {
+      if (pending.length > 0) throw new Error(`${file} ends inside a UTF-8 character`)
+    }
+  }
 }
 
 export const rawSaxes = async (file: string, variant: SaxesVariant): Promise<StageOutcome> => {
   const parser = makeParser(variant)
+  const feeder = variant === "default" ? decoderFeeder(parser) : producerFeeder(file, parser)
+  let bytes = 0
   const started = performance.now()
-  const bytes = await (variant === "default" ? feedDefault : feedAsProducer)(file, parser)
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
+    const data = chunk as Buffer
+    bytes += data.length
+    feeder.write(data)
+  }
+  feeder.end()
   parser.close()
   const seconds = (performance.now() - started) / 1000
   return { seconds, xmlBytes: bytes, rows: 0, rejects: 0, maxRssKb: process.resourceUsage().maxRSS }

@@ -257,8 +257,9 @@ export class BatchBuilder implements RecordSink {
   private records = 0
   /** bytes of the encoded rows (the text tables' pending lines are not counted yet) */
   private bytes = 0
-  private byteStart = -1
-  /** the batch's last record, for the batch's end */
+  /** where the batch's first record starts */
+  private byteStart = 0
+  /** the batch's last record, for the batch's end; none until a record of the batch has ended */
   private last: ByteSpan | undefined = undefined
   private firstOrd = 0
   private lastOrd = 0
@@ -293,7 +294,7 @@ export class BatchBuilder implements RecordSink {
   }
 
   readonly recordEnd = (span: ByteSpan): void => {
-    if (this.byteStart < 0) this.byteStart = span.byteStart()
+    if (this.last === undefined) this.byteStart = span.byteStart()
     this.last = span
     if (this.records >= this.limits.rows || this.reaches(this.limits.bytes)) this.cut(span)
   }
@@ -343,7 +344,6 @@ export class BatchBuilder implements RecordSink {
     this.rejects = []
     this.records = 0
     this.bytes = 0
-    this.byteStart = -1
     this.last = undefined
     this.firstOrd = 0
     this.lastOrd = 0
