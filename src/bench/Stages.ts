@@ -350,6 +350,7 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         })
       const body = Effect.gen(function*() {
         const first = yield* finalizeBoth(input, rows4, "first-load")
+        // the merge load starts from a settled server too (see `withSchema`)
         yield* checkpoint
         const m5b = yield* cli(ctx, ingestArgs(merge.file), [0, 3])
         const rows5 = yield* lastRunRows(schema)
