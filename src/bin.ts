@@ -26,6 +26,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
+import { Worker } from "node:worker_threads"
 
 const file = fileURLToPath(new URL("./cli.cjs", import.meta.url))
 
@@ -136,6 +137,22 @@ const run = (): void => {
   if (at !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) writeCache(at, script)
 }
 
+/**
+ * An ingest's parse worker, started before the bundle loads: a worker thread takes ~80 ms to
+ * boot here, which then overlaps the CLI's own start-up on the other core instead of
+ * following it. `src/xml/ParseThread.ts` takes it from the global; until then it is unref'd,
+ * and a run that never takes it (`--no-parse-worker`, `--help`) exits past it. A worker that
+ * fails to boot exits, and the CLI starts another.
+ */
+const prestartParseWorker = (): void => {
+  if (process.argv[2] !== "ingest") return
+  const worker = new Worker(new URL("./ParseWorker.js", import.meta.url))
+  worker.unref()
+  worker.on("error", () => {})
+  ;(globalThis as Record<symbol, unknown>)[Symbol.for("xml2pg.prestartedParseWorker")] = worker
+}
+
+prestartParseWorker()
 // `process.sourceMapsEnabled` is from Node 20.7
 const sourceMaps = process.sourceMapsEnabled ?? process.execArgv.includes("--enable-source-maps")
 if (sourceMaps) createRequire(import.meta.url)(file)

@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { Worker } from "node:worker_threads"
 import * as zlib from "node:zlib"
 import { type Batch, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
@@ -148,6 +149,30 @@ describe("parse worker", () => {
         fileOpen: true
       })
       assert.isFalse(fileOpen())
+    })))
+
+  it.live("a worker the CLI started ahead is taken once and parses like any other; one that has exited is replaced", () =>
+    Effect.scoped(Effect.gen(function*() {
+      // what src/bin.ts leaves for an ingest: a worker of the built script, unref'd
+      const key = Symbol.for("xml2pg.prestartedParseWorker")
+      const global = globalThis as Record<symbol, unknown>
+      const script = new URL("../dist/xml/ParseWorker.js", import.meta.url)
+      const ahead = new Worker(script)
+      ahead.unref()
+      global[key] = ahead
+      const taken = yield* startParseWorker
+      assert.strictEqual(taken.worker, ahead)
+      assert.isUndefined(global[key])
+      const main = yield* load(plain, false)
+      assert.deepStrictEqual((yield* load(plain, true, undefined, taken)).out, main.out)
+      // one that died before it was taken (a failed boot) is dropped for a new one
+      const dead = new Worker(script)
+      yield* Effect.promise(() => dead.terminate())
+      global[key] = dead
+      const fresh = yield* startParseWorker
+      assert.notStrictEqual(fresh.worker, dead)
+      assert.isUndefined(global[key])
+      assert.deepStrictEqual((yield* load(plain, true, undefined, fresh)).out, main.out)
     })))
 
   it.live("one worker parses the inputs of a load in turn, plain and gzip, reusing its regions; the load's end terminates it", () =>

@@ -153,10 +153,26 @@ export interface ParseWorker {
   finished: boolean
 }
 
-const spawn = (reusable: boolean): ParseWorker => {
-  const worker = new Worker(workerUrl())
-  return { worker, inbox: new Inbox(worker), regions: new MainRegions(), reusable, finished: false }
+/** Where `src/bin.ts` leaves the worker it started for an ingest before the CLI loaded. */
+const PRESTARTED = Symbol.for("xml2pg.prestartedParseWorker")
+
+/** The worker the CLI started ahead (taken once), unless it has exited (it reads -1 then). */
+const takePrestarted = (): Worker | undefined => {
+  const global = globalThis as { [PRESTARTED]?: Worker }
+  const worker = global[PRESTARTED]
+  delete global[PRESTARTED]
+  return worker !== undefined && worker.threadId !== -1 ? worker : undefined
 }
+
+const spawn = (reusable: boolean): Effect.Effect<ParseWorker> =>
+  Effect.suspend(() => {
+    const prestarted = takePrestarted()
+    const worker = prestarted ?? new Worker(workerUrl())
+    // the CLI's was unref'd until taken
+    worker.ref()
+    const w: ParseWorker = { worker, inbox: new Inbox(worker), regions: new MainRegions(), reusable, finished: false }
+    return prestarted === undefined ? Effect.succeed(w) : Effect.as(Effect.logDebug("parse worker: the one started with the CLI"), w)
+  })
 
 const terminate = (w: ParseWorker) => Effect.promise(() => w.worker.terminate())
 
@@ -169,7 +185,7 @@ const terminate = (w: ParseWorker) => Effect.promise(() => w.worker.terminate())
  * @category producer
  */
 export const startParseWorker: Effect.Effect<ParseWorker, never, Scope.Scope> = Effect.acquireRelease(
-  Effect.sync(() => spawn(false)),
+  spawn(false),
   terminate
 )
 
@@ -210,14 +226,15 @@ export const makeParseWorkers: Effect.Effect<ParseWorkers, never, Scope.Scope> =
     })
   )
   const take = Effect.acquireRelease(
-    Effect.sync(() => {
+    Effect.suspend(() => {
       // an idle thread that has exited (it reads -1 then) is replaced
-      const w = idle !== undefined && idle.worker.threadId !== -1 ? idle : spawn(true)
+      const kept = idle !== undefined && idle.worker.threadId !== -1 ? idle : undefined
       idle = undefined
+      return kept === undefined ? spawn(true) : Effect.succeed(kept)
+    }).pipe(Effect.tap((w) => {
       w.finished = false
       w.worker.ref()
-      return w
-    }),
+    })),
     (w, exit) =>
       Effect.suspend(() => {
         // a load that failed after the parse (a writer, say) may leave regions unreleased
