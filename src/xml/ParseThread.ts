@@ -11,6 +11,8 @@
  *
  * A worker can be started ahead of its input (`startParseWorker`): it boots, loading its
  * code, while the caller does other work, and learns what to parse from its first message.
+ * The CLI starts an ingest's worker even before it loads its bundle (`src/bin.ts`); the
+ * first worker started here is that one, if it is still alive.
  * A load of several inputs keeps one worker (`makeParseWorkers`): an input that ends cleanly
  * hands it on, booted, its code compiled and its shared regions made, to the next one.
  */
@@ -171,7 +173,9 @@ const spawn = (reusable: boolean): Effect.Effect<ParseWorker> =>
     // the CLI's was unref'd until taken
     worker.ref()
     const w: ParseWorker = { worker, inbox: new Inbox(worker), regions: new MainRegions(), reusable, finished: false }
-    return prestarted === undefined ? Effect.succeed(w) : Effect.as(Effect.logDebug("parse worker: the one started with the CLI"), w)
+    return prestarted === undefined
+      ? Effect.succeed(w)
+      : Effect.as(Effect.logDebug("parse worker: the one started with the CLI"), w)
   })
 
 const terminate = (w: ParseWorker) => Effect.promise(() => w.worker.terminate())
