@@ -137,19 +137,36 @@ const run = (): void => {
   if (at !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) writeCache(at, script)
 }
 
+/** The subcommand: the first argument that is not a root option (`-q`, `--log-format X`) or its value. */
+const subcommand = (args: ReadonlyArray<string>): string | undefined => {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--log-format") i++
+    else if (!arg.startsWith("-")) return arg
+  }
+  return undefined
+}
+
+const PRESTARTED = Symbol.for("xml2pg.prestartedParseWorker")
+
 /**
- * An ingest's parse worker, started before the bundle loads: a worker thread takes ~80 ms to
- * boot here, which then overlaps the CLI's own start-up on the other core instead of
- * following it. `src/xml/ParseThread.ts` takes it from the global; until then it is unref'd,
- * and a run that never takes it (`--no-parse-worker`, `--help`) exits past it. A worker that
- * fails to boot exits, and the CLI starts another.
+ * The parse worker of an `ingest` or `run`, started before the bundle loads: a worker thread
+ * takes ~80 ms to boot here, which then overlaps the CLI's own start-up on the other core
+ * instead of following it. `src/xml/ParseThread.ts` takes it from the global, or terminates
+ * it when the run parses on the main thread. Unref'd until then (the CLI ends with
+ * `process.exit` anyway). One that fails before it is taken leaves the global, so the CLI
+ * starts another, which reports its own failure.
  */
 const prestartParseWorker = (): void => {
-  if (process.argv[2] !== "ingest") return
+  const command = subcommand(process.argv.slice(2))
+  if (command !== "ingest" && command !== "run") return
   const worker = new Worker(new URL("./ParseWorker.js", import.meta.url))
   worker.unref()
-  worker.on("error", () => {})
-  ;(globalThis as Record<symbol, unknown>)[Symbol.for("xml2pg.prestartedParseWorker")] = worker
+  const global = globalThis as Record<symbol, unknown>
+  worker.on("error", () => {
+    if (global[PRESTARTED] === worker) delete global[PRESTARTED]
+  })
+  global[PRESTARTED] = worker
 }
 
 prestartParseWorker()

@@ -152,25 +152,29 @@ describe("xml2pg CLI", () => {
     assert.deepStrictEqual(run, { state: "done", rows_loaded: "900" })
   })
 
-  it("ingest parses on the worker it started before loading the CLI; with --no-parse-worker it is left alone", async () => {
+  it("ingest parses on the worker it started before loading the CLI, root options first too; --no-parse-worker ends it", async () => {
     const files = ["ahead-1.xml", "ahead-2.xml"].map((name, i) => {
       const file = path.join(dir, name)
       writeXml(file, { groups: 200, eventsPerGroup: 2, seed: 40 + i })
       return file
     })
     const debug = { ...baseEnv(), XML2PG_LOG_LEVEL: "debug" }
-    const taken = /parse worker: the one started with the CLI/g
+    const count = (text: string, pattern: RegExp) => text.match(pattern)?.length ?? 0
+    const taken = /parse worker: the one started with the CLI\b(?! is not needed)/g
+    const dropped = /parse worker: the one started with the CLI is not needed/g
     const r = xml2pg(["ingest", "--schema", schema, ...files], { env: debug })
     assert.strictEqual(r.code, 0, r.stderr)
     // both files on it: the second input reuses the first's worker
-    assert.strictEqual(r.stderr.match(taken)?.length, 1, r.stderr)
+    assert.strictEqual(count(r.stderr, taken), 1, r.stderr)
     assert.match(r.stderr, /rows stg_event\s+400\n[^]*rows stg_event\s+400\n/)
-    // parsing on the main thread: the worker started ahead is never taken, and the process exits past it
-    const started = performance.now()
+    // a root option and its value before the subcommand
+    const json = xml2pg(["--log-format", "json", "ingest", "--schema", schema, files[0]!], { env: debug })
+    assert.strictEqual(json.code, 0, json.stderr)
+    assert.strictEqual(count(json.stderr, taken), 1, json.stderr)
+    // parsing on the main thread: the worker started ahead is ended, not taken
     const main = xml2pg(["ingest", "--schema", schema, "--no-parse-worker", files[0]!], { env: debug })
     assert.strictEqual(main.code, 0, main.stderr)
-    assert.isNull(main.stderr.match(taken))
-    assert.isBelow(performance.now() - started, 30_000)
+    assert.deepStrictEqual([count(main.stderr, taken), count(main.stderr, dropped)], [0, 1], main.stderr)
     const runs = await query<{ file: string; rows_loaded: string }>(
       `select file, rows_loaded::text from "${schema}".xml2pg_run where file = any($1) order by run_id`,
       [files]
@@ -178,6 +182,7 @@ describe("xml2pg CLI", () => {
     assert.deepStrictEqual(runs, [
       { file: files[0]!, rows_loaded: "600" },
       { file: files[1]!, rows_loaded: "600" },
+      { file: files[0]!, rows_loaded: "600" },
       { file: files[0]!, rows_loaded: "600" }
     ])
   })

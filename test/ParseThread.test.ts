@@ -9,7 +9,13 @@ import * as zlib from "node:zlib"
 import { type Batch, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
 import { toWire } from "../src/shape/Shape.js"
-import { makeParseWorkers, type ParseWorker, startParseWorker, workerBatches } from "../src/xml/ParseThread.js"
+import {
+  dropPrestartedWorker,
+  makeParseWorkers,
+  type ParseWorker,
+  startParseWorker,
+  workerBatches
+} from "../src/xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../src/xml/Producer.js"
 import { batches, inspectInput, openInput } from "../src/xml/XmlSource.js"
 import { tmpDir, writeXml } from "./utils.js"
@@ -151,28 +157,42 @@ describe("parse worker", () => {
       assert.isFalse(fileOpen())
     })))
 
-  it.live("a worker the CLI started ahead is taken once and parses like any other; one that has exited is replaced", () =>
+  it.live("a worker the CLI started ahead is taken once and parses like any other; one that has exited is replaced; unneeded, it is ended", () =>
     Effect.scoped(Effect.gen(function*() {
       // what src/bin.ts leaves for an ingest: a worker of the built script, unref'd
       const key = Symbol.for("xml2pg.prestartedParseWorker")
       const global = globalThis as Record<symbol, unknown>
       const script = new URL("../dist/xml/ParseWorker.js", import.meta.url)
-      const ahead = new Worker(script)
-      ahead.unref()
-      global[key] = ahead
+      const ahead = (): Worker => {
+        const worker = new Worker(script)
+        worker.unref()
+        global[key] = worker
+        return worker
+      }
+      // whatever this test leaves behind
+      yield* Effect.addFinalizer(() => Effect.sync(() => delete global[key]))
+      const first = ahead()
+      yield* Effect.addFinalizer(() => Effect.promise(() => first.terminate()))
       const taken = yield* startParseWorker
-      assert.strictEqual(taken.worker, ahead)
+      assert.strictEqual(taken.worker, first)
       assert.isUndefined(global[key])
       const main = yield* load(plain, false)
       assert.deepStrictEqual((yield* load(plain, true, undefined, taken)).out, main.out)
-      // one that died before it was taken (a failed boot) is dropped for a new one
-      const dead = new Worker(script)
+      // one that has exited before it was taken is dropped for a new one
+      const dead = ahead()
       yield* Effect.promise(() => dead.terminate())
-      global[key] = dead
       const fresh = yield* startParseWorker
       assert.notStrictEqual(fresh.worker, dead)
       assert.isUndefined(global[key])
       assert.deepStrictEqual((yield* load(plain, true, undefined, fresh)).out, main.out)
+      // a load that parses on the main thread ends it
+      const unneeded = ahead()
+      const exited = new Promise<number>((resolve) => unneeded.once("exit", resolve))
+      yield* dropPrestartedWorker
+      assert.isUndefined(global[key])
+      // ended, not left to sit until the process exits
+      yield* Effect.promise(() => exited).pipe(Effect.timeout("1 second"))
+      assert.strictEqual(unneeded.threadId, -1)
     })))
 
   it.live("one worker parses the inputs of a load in turn, plain and gzip, reusing its regions; the load's end terminates it", () =>

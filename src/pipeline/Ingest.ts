@@ -32,7 +32,7 @@ import {
 import { causeMessage, type DbError, type ReadError, type RejectsWriteError, type XmlParseError } from "../Errors.js"
 import * as Metrics from "../metrics/Metrics.js"
 import { type DocumentShape, recordShapes, toWire } from "../shape/Shape.js"
-import { type ParseWorkers, startParseWorker, workerBatches } from "../xml/ParseThread.js"
+import { dropPrestartedWorker, type ParseWorkers, startParseWorker, workerBatches } from "../xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../xml/Producer.js"
 import { batches, type InputInfo, inspectInput, type OpenedInput, openInput } from "../xml/XmlSource.js"
 import { type Batch, type CopyFormats, tableFormats } from "./Batch.js"
@@ -171,6 +171,7 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     const wire = settings.parseWorker ? toWire(doc) : undefined
     // started first, the worker boots while the run is looked up and recorded (and idles while
     // a finalize holds the schema lock; it is stopped unused if the lookup fails)
+    if (wire === undefined) yield* dropPrestartedWorker
     const worker = wire === undefined ? undefined : yield* (options.parseWorkers?.take ?? startParseWorker)
     const info = yield* inspectInput(file)
     const unfinished = info.fingerprint === undefined || info.size === undefined || options.resume === "never"

@@ -12,7 +12,8 @@
  * A worker can be started ahead of its input (`startParseWorker`): it boots, loading its
  * code, while the caller does other work, and learns what to parse from its first message.
  * The CLI starts an ingest's worker even before it loads its bundle (`src/bin.ts`); the
- * first worker started here is that one, if it is still alive.
+ * first worker started here is that one, if it is still alive (`dropPrestartedWorker` ends it
+ * when parsing stays on the main thread).
  * A load of several inputs keeps one worker (`makeParseWorkers`): an input that ends cleanly
  * hands it on, booted, its code compiled and its shared regions made, to the next one.
  */
@@ -165,6 +166,21 @@ const takePrestarted = (): Worker | undefined => {
   delete global[PRESTARTED]
   return worker !== undefined && worker.threadId !== -1 ? worker : undefined
 }
+
+/**
+ * Terminates the worker the CLI started ahead, if any, for a load that parses on the main
+ * thread: its isolate would otherwise sit in memory until the process ends.
+ *
+ * @since 0.1.0
+ * @category producer
+ */
+export const dropPrestartedWorker: Effect.Effect<void> = Effect.suspend(() => {
+  const worker = takePrestarted()
+  return worker === undefined ? Effect.void : Effect.zipRight(
+    Effect.logDebug("parse worker: the one started with the CLI is not needed"),
+    Effect.promise(() => worker.terminate())
+  )
+})
 
 const spawn = (reusable: boolean): Effect.Effect<ParseWorker> =>
   Effect.suspend(() => {
