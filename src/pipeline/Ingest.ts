@@ -170,9 +170,11 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     // a shape with a check of the user's own cannot cross to the worker: it parses here
     const wire = settings.parseWorker ? toWire(doc) : undefined
     // started first, the worker boots while the run is looked up and recorded (and idles while
-    // a finalize holds the schema lock; it is stopped unused if the lookup fails)
-    if (wire === undefined) yield* dropPrestartedWorker
-    const worker = wire === undefined ? undefined : yield* (options.parseWorkers?.take ?? startParseWorker)
+    // a finalize holds the schema lock; it is stopped unused if the lookup fails); parsing
+    // here, the one the CLI started ahead is ended
+    const worker = wire === undefined
+      ? yield* Effect.as(dropPrestartedWorker, undefined)
+      : yield* (options.parseWorkers?.take ?? startParseWorker)
     const info = yield* inspectInput(file)
     const unfinished = info.fingerprint === undefined || info.size === undefined || options.resume === "never"
       ? undefined

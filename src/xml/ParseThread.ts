@@ -250,11 +250,11 @@ export const makeParseWorkers: Effect.Effect<ParseWorkers, never, Scope.Scope> =
       // an idle thread that has exited (it reads -1 then) is replaced
       const kept = idle !== undefined && idle.worker.threadId !== -1 ? idle : undefined
       idle = undefined
-      return kept === undefined ? spawn(true) : Effect.succeed(kept)
-    }).pipe(Effect.tap((w) => {
-      w.finished = false
-      w.worker.ref()
-    })),
+      if (kept === undefined) return spawn(true)
+      kept.finished = false
+      kept.worker.ref()
+      return Effect.succeed(kept)
+    }),
     (w, exit) =>
       Effect.suspend(() => {
         // a load that failed after the parse (a writer, say) may leave regions unreleased
