@@ -5,7 +5,9 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import pg from "pg"
 import { beforeAll, inject } from "vitest"
-import type { StageReport } from "../src/bench/Report.js"
+import { runMeasured } from "../src/bench/Child.js"
+import { serverCpuSeconds } from "../src/bench/Cpu.js"
+import type { IngestCpu, StageReport } from "../src/bench/Report.js"
 import { tmpDir, userEnv } from "./utils.js"
 
 const bench = path.resolve("dist/bench/Bench.js")
@@ -22,6 +24,7 @@ interface ResultJson {
     readonly ratiosByRound: ReadonlyArray<Record<string, number>>
     readonly finalizeVsSql?: { readonly firstLoad?: { readonly ratio: number } }
     readonly python: { readonly measuredHere?: { readonly ingest?: number } }
+    readonly ingestCpu?: IngestCpu
     readonly chart?: string
     readonly e2eTrace?: { readonly rssMb: ReadonlyArray<unknown> }
   }>
@@ -98,6 +101,21 @@ describe("npm run bench", () => {
       assert.strictEqual(byId.get("2f")!.runs[0]!.detail!["mallocArenaMax"], "2")
       assert.strictEqual(byId.get("2")!.runs[0]!.detail!["mallocArenaMax"], process.env["MALLOC_ARENA_MAX"] ?? null)
       for (const key of ["4/1", "4/2", "4/2'", "4/3", "2/1", "2/1'"]) assert.isAbove(size.ratios[key]!, 0, key)
+      // the ingest's CPU: its own (a parse of the whole file at least), the local server's for
+      // the COPY, and the floor they put under its wall time on this machine's CPUs
+      const ingest = byId.get("4")!
+      const cpu = size.ingestCpu!
+      assert.strictEqual(cpu.loaderSeconds, ingest.runs[0]!.cpuSeconds)
+      assert.isAbove(cpu.loaderSeconds, byId.get("2")!.seconds * 0.5)
+      assert.isBelow(cpu.loaderSeconds, ingest.seconds * result.machine.cpus + 0.05)
+      assert.isAbove(cpu.serverSeconds!, 0)
+      assert.strictEqual(cpu.cpus, result.machine.cpus)
+      assert.closeTo(cpu.floorSeconds, (cpu.loaderSeconds + cpu.serverSeconds!) / cpu.cpus, 1e-9)
+      assert.include(
+        r.stdout,
+        `stage 4's CPU: the loader ${cpu.loaderSeconds.toFixed(2)} s + the server ${cpu.serverSeconds!.toFixed(2)} s ` +
+          `over ${cpu.cpus} CPUs = a floor of ${cpu.floorSeconds.toFixed(2)} s under its ${ingest.seconds.toFixed(2)} s`
+      )
       // one round: nothing round by round
       assert.deepStrictEqual(size.ratiosByRound, [])
       assert.notInclude(r.stdout, "round by round")
@@ -167,4 +185,40 @@ describe("npm run bench", () => {
       const byRound = (key: "2/1" | "2/1'") => size.ratiosByRound.map((x) => x[key]!.toFixed(2)).join(" ")
       assert.include(r.stdout, `round by round: 2/1 ${byRound("2/1")}  2/1' ${byRound("2/1'")}`)
     }), { timeout: 120_000 })
+})
+
+describe("CPU time from /proc", () => {
+  const busy = (millis: number) => `const t = Date.now(); while (Date.now() - t < ${millis});`
+
+  it.live("a child's CPU time counts its descendants, once it has ended", () =>
+    Effect.gen(function*() {
+      // the busy loop runs in a grandchild: time(1) runs the child when installed, and here a shell too
+      const m = yield* runMeasured({
+        args: ["sh", "-c", `"${process.execPath}" -e '${busy(400)}'`],
+        env: process.env,
+        executable: true
+      })
+      assert.strictEqual(m.code, 0)
+      assert.isAtLeast(m.cpuSeconds!, 0.35)
+      assert.isAtMost(m.cpuSeconds!, m.wallSeconds + 0.05)
+    }))
+
+  it.live("the server's CPU time counts a connection that has ended", () =>
+    Effect.gen(function*() {
+      const before = serverCpuSeconds()
+      assert.isDefined(before, "the test database runs on this machine")
+      yield* Effect.promise(async () => {
+        const client = new pg.Client({ connectionString: url })
+        await client.connect()
+        await client.query("select count(*) from generate_series(1, 4000000)")
+        await client.end()
+      })
+      // the postmaster reaps the backend soon after it exits
+      let after = serverCpuSeconds()!
+      for (let i = 0; i < 50 && after - before! < 0.2; i++) {
+        yield* Effect.sleep("20 millis")
+        after = serverCpuSeconds()!
+      }
+      assert.isAtLeast(after - before!, 0.2)
+    }))
 })

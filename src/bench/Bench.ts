@@ -213,7 +213,14 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       out.push(ctx.seedPython === undefined ? skipped("6", NO_SEED_PYTHON) : summarize("6", measures.get("6") ?? []))
     }
     const report = {
-      ...sizeReport(sizeMb, describeInput(input), merge === undefined ? undefined : describeInput(merge), out, chart),
+      ...sizeReport(
+        sizeMb,
+        describeInput(input),
+        merge === undefined ? undefined : describeInput(merge),
+        out,
+        chart,
+        os.cpus().length
+      ),
       ...(trace === undefined ? {} : { e2eTrace: compactTrace(trace) })
     }
     yield* Console.log(formatSize(report, ctx.repeat) + "\n")

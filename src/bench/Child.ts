@@ -1,7 +1,8 @@
 /**
  * Runs one child process and measures it from the outside: wall time, RSS and bytes read
- * sampled from /proc every ~100 ms, stderr lines with their arrival time, and the peak RSS
- * the kernel reports at exit (through /usr/bin/time when it is installed).
+ * sampled from /proc every ~100 ms, stderr lines with their arrival time, the peak RSS
+ * the kernel reports at exit (through /usr/bin/time when it is installed), and its CPU time.
+ * The bench runs one child at a time.
  */
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -9,6 +10,7 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { endedChildrenCpuSeconds, PPID, procStat } from "./Cpu.js"
 
 export class BenchError extends Data.TaggedError("BenchError")<{
   readonly message: string
@@ -43,6 +45,8 @@ export interface Measured {
   readonly peakRssKb: number
   /** what /usr/bin/time reported, if it ran */
   readonly exitMaxRssKb: number | undefined
+  /** user + system seconds of the child and its descendants, where /proc tells */
+  readonly cpuSeconds: number | undefined
 }
 
 export interface ChildSpec {
@@ -88,14 +92,8 @@ const childOf = (pid: number): number | undefined => {
     // fall through to scanning /proc
   }
   for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8")
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-      if (ppid === pid) return Number(entry)
-    } catch {
-      // the process ended while we looked
-    }
+    // a process that ended while we looked has no stat
+    if (/^\d+$/.test(entry) && Number(procStat(entry)?.fields[PPID]) === pid) return Number(entry)
   }
   return undefined
 }
@@ -111,6 +109,7 @@ export const runMeasured = (spec: ChildSpec): Effect.Effect<Measured, BenchError
     const program = spec.executable === true ? [...spec.args] : [process.execPath, ...spec.args]
     const command = timeFile === undefined ? program[0]! : TIME
     const args = timeFile === undefined ? program.slice(1) : ["-f", "%M", "-o", timeFile, ...program]
+    const cpuBefore = endedChildrenCpuSeconds()
     const startedAt = Date.now()
     const t0 = performance.now()
     const elapsed = () => (performance.now() - t0) / 1000
@@ -177,6 +176,8 @@ export const runMeasured = (spec: ChildSpec): Effect.Effect<Measured, BenchError
         }
       }
       const sampledPeak = samples.reduce((m, s) => Math.max(m, s.hwmKb, s.rssKb), 0)
+      // the child has been waited for by now: its CPU is in this process's children's
+      const cpuAfter = endedChildrenCpuSeconds()
       resume(Effect.succeed({
         code,
         signal,
@@ -187,7 +188,8 @@ export const runMeasured = (spec: ChildSpec): Effect.Effect<Measured, BenchError
         stderrLines,
         samples,
         peakRssKb: Math.max(sampledPeak, exitMaxRssKb ?? 0),
-        exitMaxRssKb
+        exitMaxRssKb,
+        cpuSeconds: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore
       }))
     })
     return Effect.sync(() => {

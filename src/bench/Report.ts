@@ -17,6 +17,9 @@ export interface StageReport {
   readonly rowsPerSecond: number
   readonly peakRssMb: number
   readonly startupSeconds?: number
+  /** medians of the runs' CPU seconds, where measured (see `RunMeasure`) */
+  readonly cpuSeconds?: number
+  readonly serverCpuSeconds?: number
   readonly runs: ReadonlyArray<RunMeasure>
 }
 
@@ -53,6 +56,19 @@ export interface SeedHere {
   readonly firstLoad?: number
 }
 
+/**
+ * The CPU time of the end-to-end ingest (stage 4, medians): the loader's and the server's
+ * over the machine's CPUs is a floor under its wall time that no pipeline can go below.
+ */
+export interface IngestCpu {
+  readonly cpus: number
+  readonly loaderSeconds: number
+  readonly serverSeconds?: number
+  /** (loader + server) / cpus */
+  readonly floorSeconds: number
+  readonly wallSeconds: number
+}
+
 export interface SizeReport {
   readonly sizeMb: number
   readonly input: { readonly file: string; readonly bytes: number; readonly groups: number; readonly rows: number }
@@ -80,6 +96,7 @@ export interface SizeReport {
     readonly firstLoad?: FinalizeVsSql
     readonly mergeLoad?: FinalizeVsSql
   }
+  readonly ingestCpu?: IngestCpu
   readonly chart?: string
 }
 
@@ -99,7 +116,13 @@ export const summarize = (id: StageId, runs: ReadonlyArray<RunMeasure>): StageRe
   const seconds = median(runs.map((r) => r.seconds))
   const xmlBytes = runs[0]?.xmlBytes ?? 0
   const rows = runs[0]?.rows ?? 0
-  const startups = runs.flatMap((r) => (r.startupSeconds === undefined ? [] : [r.startupSeconds]))
+  const medianOf = (value: (r: RunMeasure) => number | undefined) => {
+    const values = runs.flatMap((r) => value(r) ?? [])
+    return values.length === 0 ? undefined : median(values)
+  }
+  const startup = medianOf((r) => r.startupSeconds)
+  const cpu = medianOf((r) => r.cpuSeconds)
+  const serverCpu = medianOf((r) => r.serverCpuSeconds)
   return {
     id,
     name: stageNames[id],
@@ -109,7 +132,9 @@ export const summarize = (id: StageId, runs: ReadonlyArray<RunMeasure>): StageRe
     mbPerSecond: xmlBytes / 1e6 / seconds,
     rowsPerSecond: rows / seconds,
     peakRssMb: median(runs.map((r) => r.peakRssKb)) / 1024,
-    ...(startups.length === 0 ? {} : { startupSeconds: median(startups) }),
+    ...(startup === undefined ? {} : { startupSeconds: startup }),
+    ...(cpu === undefined ? {} : { cpuSeconds: cpu }),
+    ...(serverCpu === undefined ? {} : { serverCpuSeconds: serverCpu }),
     runs
   }
 }
@@ -186,7 +211,8 @@ export const sizeReport = (
   input: SizeReport["input"],
   merge: SizeReport["merge"] | undefined,
   stages: ReadonlyArray<StageReport>,
-  chart: string | undefined
+  chart: string | undefined,
+  cpus: number
 ): SizeReport => {
   const ingest = measured(stages, "4")
   const excl = ingest?.startupSeconds === undefined
@@ -201,6 +227,13 @@ export const sizeReport = (
     mbPerSecond: seed.mbPerSecond,
     ...(ingest === undefined ? {} : { ingest: ingest.mbPerSecond / seed.mbPerSecond }),
     ...(firstLoad === undefined ? {} : { firstLoad: firstLoad.mbPerSecond / seed.mbPerSecond })
+  }
+  const ingestCpu: IngestCpu | undefined = ingest?.cpuSeconds === undefined ? undefined : {
+    cpus,
+    loaderSeconds: ingest.cpuSeconds,
+    ...(ingest.serverCpuSeconds === undefined ? {} : { serverSeconds: ingest.serverCpuSeconds }),
+    floorSeconds: (ingest.cpuSeconds + (ingest.serverCpuSeconds ?? 0)) / cpus,
+    wallSeconds: ingest.seconds
   }
   const vsFirst = finalizeVsSql(measured(stages, "5a"), measured(stages, "5as"))
   const vsMerge = finalizeVsSql(measured(stages, "5c"), measured(stages, "5cs"))
@@ -224,6 +257,7 @@ export const sizeReport = (
         ...(vsMerge === undefined ? {} : { mergeLoad: vsMerge })
       }
     }),
+    ...(ingestCpu === undefined ? {} : { ingestCpu }),
     ...(chart === undefined ? {} : { chart })
   }
 }
@@ -308,6 +342,15 @@ export const formatSize = (r: SizeReport, repeat: number): string => {
     ...vs("merge load", r.finalizeVsSql?.mergeLoad)
   ]
   if (vsText.length > 0) lines.push(`finalize / its SQL run by psql -f (target ≤ 1.3): ${vsText.join(", ")}`)
+  const cpu = r.ingestCpu
+  if (cpu !== undefined) {
+    const server = cpu.serverSeconds === undefined ? "" : ` + the server ${fixed(cpu.serverSeconds, 2)} s`
+    lines.push(
+      `stage 4's CPU: the loader ${fixed(cpu.loaderSeconds, 2)} s${server} over ${cpu.cpus} CPUs = ` +
+        `a floor of ${fixed(cpu.floorSeconds, 2)} s under its ${fixed(cpu.wallSeconds, 2)} s ` +
+        `(CPUs ${fixed(100 * cpu.floorSeconds / cpu.wallSeconds, 0)} % busy)`
+    )
+  }
   if (r.chart !== undefined) lines.push(`chart: ${r.chart}`)
   return lines.join("\n")
 }

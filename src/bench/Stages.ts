@@ -15,6 +15,7 @@ import { GroupsDocument } from "../shape/GroupEvents.js"
 import { recordShapes } from "../shape/Shape.js"
 import { libpqEnv, runBareSql } from "./BareSql.js"
 import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Child.js"
+import { serverCpuSeconds } from "./Cpu.js"
 import type { InputFile } from "./Inputs.js"
 import type { SaxesVariant } from "./RawSaxes.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
@@ -48,6 +49,10 @@ export interface RunMeasure {
   readonly rows: number
   readonly xmlBytes: number
   readonly peakRssKb: number
+  /** user + system seconds of the stage's process (children included), where /proc tells */
+  readonly cpuSeconds?: number
+  /** ingest runs: the PostgreSQL server's user + system seconds meanwhile, when it runs here */
+  readonly serverCpuSeconds?: number
   readonly detail?: Record<string, unknown>
 }
 
@@ -217,7 +222,13 @@ const progressOf = (measured: Measured): Array<ProgressPoint> =>
   logTimes(measured, /^progress: read ([\d.]+) MB/).map(({ match, t }) => ({ t, mb: Number(match[1]) }))
 
 /** A run timed spawn to exit: the CLI's, or stage 6's Python (which logs no start-up line). */
-const cliRun = (measured: Measured, input: InputFile, rows: number, detail?: Record<string, unknown>): RunMeasure => {
+const cliRun = (
+  measured: Measured,
+  input: InputFile,
+  rows: number,
+  detail?: Record<string, unknown>,
+  serverCpu?: number
+): RunMeasure => {
   const startup = startupOf(measured)
   return {
     seconds: measured.wallSeconds,
@@ -226,9 +237,22 @@ const cliRun = (measured: Measured, input: InputFile, rows: number, detail?: Rec
     rows,
     xmlBytes: input.bytes,
     peakRssKb: measured.peakRssKb,
+    ...(measured.cpuSeconds === undefined ? {} : { cpuSeconds: measured.cpuSeconds }),
+    ...(serverCpu === undefined ? {} : { serverCpuSeconds: serverCpu }),
     ...(detail === undefined ? {} : { detail })
   }
 }
+
+/** `xml2pg ingest` with the server's CPU time meanwhile (its connections' included: see Cpu.ts). */
+const ingestRun = (ctx: BenchContext, args: ReadonlyArray<string>, input: InputFile, schema: string) =>
+  Effect.gen(function*() {
+    const before = serverCpuSeconds()
+    const measured = yield* cli(ctx, args, [0, 3])
+    const after = serverCpuSeconds()
+    const rows = yield* lastRunRows(schema)
+    const run = cliRun(measured, input, rows, undefined, before === undefined || after === undefined ? undefined : after - before)
+    return { measured, run }
+  })
 
 // == stages
 
@@ -306,10 +330,10 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         file
       ]
       yield* Effect.logInfo(`stage 4: ingest ${path.basename(input.file)} into ${schema}`)
-      const m4 = yield* cli(ctx, ingestArgs(input.file), [0, 3])
-      const rows4 = yield* lastRunRows(schema)
+      const { measured: m4, run: ingest } = yield* ingestRun(ctx, ingestArgs(input.file), input, schema)
+      const rows4 = ingest.rows
       const run: EndToEndRun = {
-        ingest: cliRun(m4, input, rows4),
+        ingest,
         trace: { seconds: m4.wallSeconds, samples: m4.samples, progress: progressOf(m4) }
       }
       if (merge === undefined) return run
@@ -352,14 +376,14 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         const first = yield* finalizeBoth(input, rows4, "first-load")
         // the merge load starts from a settled server too (see `withSchema`)
         yield* checkpoint
-        const m5b = yield* cli(ctx, ingestArgs(merge.file), [0, 3])
-        const rows5 = yield* lastRunRows(schema)
+        const { run: ingestMerge } = yield* ingestRun(ctx, ingestArgs(merge.file), merge, schema)
+        const rows5 = ingestMerge.rows
         const second = yield* finalizeBoth(merge, rows5, "merge-load")
         yield* Effect.sync(() => fs.rmSync(rejects, { force: true }))
         const out: EndToEndRun = {
           ...run,
           finalizeFirst: first.finalize,
-          ingestMerge: cliRun(m5b, merge, rows5),
+          ingestMerge,
           finalizeMerge: second.finalize,
           ...(first.sql === undefined ? {} : { finalizeFirstSql: first.sql }),
           ...(second.sql === undefined ? {} : { finalizeMergeSql: second.sql })
