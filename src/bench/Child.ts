@@ -10,7 +10,7 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { endedChildrenCpuSeconds, PPID, procStat } from "./Cpu.js"
+import { cpuBetween, endedChildrenCpuSeconds, PPID, procStat } from "./Cpu.js"
 
 export class BenchError extends Data.TaggedError("BenchError")<{
   readonly message: string
@@ -189,7 +189,7 @@ export const runMeasured = (spec: ChildSpec): Effect.Effect<Measured, BenchError
         samples,
         peakRssKb: Math.max(sampledPeak, exitMaxRssKb ?? 0),
         exitMaxRssKb,
-        cpuSeconds: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore
+        cpuSeconds: cpuBetween(cpuBefore, cpuAfter)
       }))
     })
     return Effect.sync(() => {

@@ -16,7 +16,7 @@ import { PgPool } from "../db/PgPool.js"
 import type { Batch } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
 import { produce } from "./ProducerOnly.js"
-import { serverCpuSeconds } from "./Cpu.js"
+import { cpuBetween, serverCpuSeconds } from "./Cpu.js"
 import type { StageOutcome } from "./StageResult.js"
 
 type Header = Omit<Batch, "tables"> & {
@@ -150,8 +150,7 @@ export const copyOnly = (options: CopyOnlyOptions) =>
     )
     const seconds = (performance.now() - started) / 1000
     // read while the pool's backends are connected: one that had ended would count all of its life
-    const cpuAfter = serverCpuSeconds()
-    const serverCpu = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore
+    const serverCpu = cpuBetween(cpuBefore, serverCpuSeconds())
     const outcome: StageOutcome = {
       seconds,
       xmlBytes: options.xmlBytes,
@@ -162,7 +161,7 @@ export const copyOnly = (options: CopyOnlyOptions) =>
         batches,
         writers: options.writers,
         ...(serverCpu === undefined ? {} : {
-          serverCpuSeconds: Number(serverCpu.toFixed(2)),
+          serverCpuSeconds: serverCpu,
           serverCpuMsPerBatch: Number((serverCpu * 1000 / Math.max(batches, 1)).toFixed(2))
         })
       }

@@ -8,8 +8,14 @@ import * as fs from "node:fs"
 /** Linux reports `/proc/<pid>/stat` times in clock ticks of 1/100 s on every common build. */
 const TICKS_PER_SECOND = 100
 
-/** The name of process `pid` and the fields of its `/proc/<pid>/stat` after "(name) ", if it is there. */
-export const procStat = (pid: number | string): { readonly name: string; readonly fields: ReadonlyArray<string> } | undefined => {
+export interface ProcStat {
+  readonly name: string
+  /** the fields after "(name) " */
+  readonly fields: ReadonlyArray<string>
+}
+
+/** `/proc/<pid>/stat` of process `pid` ("self": this one), if it is there. */
+export const procStat = (pid: number | string): ProcStat | undefined => {
   let stat: string
   try {
     stat = fs.readFileSync(`/proc/${pid}/stat`, "latin1")
@@ -27,7 +33,7 @@ export const PPID = 1
 const UTIME = 11
 const CUTIME = 13
 
-/** user + system ticks of the process, and of its children it has waited for */
+/** user + system ticks of the process, or (`children`) of its children it has waited for */
 const ticks = (fields: ReadonlyArray<string>, children: boolean): number =>
   children
     ? Number(fields[CUTIME]) + Number(fields[CUTIME + 1])
@@ -67,3 +73,9 @@ export const endedChildrenCpuSeconds = (): number | undefined => {
   const stat = procStat("self")
   return stat === undefined ? undefined : ticks(stat.fields, true) / TICKS_PER_SECOND
 }
+
+/** The seconds between two readings of the above, in whole ticks; undefined if either is. */
+export const cpuBetween = (before: number | undefined, after: number | undefined): number | undefined =>
+  before === undefined || after === undefined
+    ? undefined
+    : Math.round((after - before) * TICKS_PER_SECOND) / TICKS_PER_SECOND

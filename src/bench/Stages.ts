@@ -15,7 +15,7 @@ import { GroupsDocument } from "../shape/GroupEvents.js"
 import { recordShapes } from "../shape/Shape.js"
 import { libpqEnv, runBareSql } from "./BareSql.js"
 import { BenchError, type Measured, runMeasured, type Sample, tail } from "./Child.js"
-import { serverCpuSeconds } from "./Cpu.js"
+import { cpuBetween, serverCpuSeconds } from "./Cpu.js"
 import type { InputFile } from "./Inputs.js"
 import type { SaxesVariant } from "./RawSaxes.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
@@ -250,7 +250,7 @@ const ingestRun = (ctx: BenchContext, args: ReadonlyArray<string>, input: InputF
     const measured = yield* cli(ctx, args, [0, 3])
     const after = serverCpuSeconds()
     const rows = yield* lastRunRows(schema)
-    const run = cliRun(measured, input, rows, undefined, before === undefined || after === undefined ? undefined : after - before)
+    const run = cliRun(measured, input, rows, undefined, cpuBetween(before, after))
     return { measured, run }
   })
 
