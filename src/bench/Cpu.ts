@@ -30,14 +30,13 @@ export const procStat = (pid: number | string): ProcStat | undefined => {
 
 // indexes in `fields`: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime
 export const PPID = 1
+/** user and system ticks of the process */
 const UTIME = 11
+/** user and system ticks of its children it has waited for */
 const CUTIME = 13
 
-/** user + system ticks of the process, or (`children`) of its children it has waited for */
-const ticks = (fields: ReadonlyArray<string>, children: boolean): number =>
-  children
-    ? Number(fields[CUTIME]) + Number(fields[CUTIME + 1])
-    : Number(fields[UTIME]) + Number(fields[UTIME + 1])
+/** the user + system ticks at `at` (UTIME or CUTIME) */
+const ticks = (fields: ReadonlyArray<string>, at: number): number => Number(fields[at]) + Number(fields[at + 1])
 
 /**
  * The user + system seconds of every process named `postgres` (postmaster, backends, WAL
@@ -58,7 +57,7 @@ export const serverCpuSeconds = (): number | undefined => {
     if (!/^\d+$/.test(entry)) continue
     const stat = procStat(entry)
     if (stat?.name !== "postgres") continue
-    total += ticks(stat.fields, false) + ticks(stat.fields, true)
+    total += ticks(stat.fields, UTIME) + ticks(stat.fields, CUTIME)
     found = true
   }
   return found ? total / TICKS_PER_SECOND : undefined
@@ -71,7 +70,7 @@ export const serverCpuSeconds = (): number | undefined => {
  */
 export const endedChildrenCpuSeconds = (): number | undefined => {
   const stat = procStat("self")
-  return stat === undefined ? undefined : ticks(stat.fields, true) / TICKS_PER_SECOND
+  return stat === undefined ? undefined : ticks(stat.fields, CUTIME) / TICKS_PER_SECOND
 }
 
 /** The seconds between two readings of the above, in whole ticks; undefined if either is. */

@@ -222,13 +222,7 @@ const progressOf = (measured: Measured): Array<ProgressPoint> =>
   logTimes(measured, /^progress: read ([\d.]+) MB/).map(({ match, t }) => ({ t, mb: Number(match[1]) }))
 
 /** A run timed spawn to exit: the CLI's, or stage 6's Python (which logs no start-up line). */
-const cliRun = (
-  measured: Measured,
-  input: InputFile,
-  rows: number,
-  detail?: Record<string, unknown>,
-  serverCpu?: number
-): RunMeasure => {
+const cliRun = (measured: Measured, input: InputFile, rows: number, detail?: Record<string, unknown>): RunMeasure => {
   const startup = startupOf(measured)
   return {
     seconds: measured.wallSeconds,
@@ -238,7 +232,6 @@ const cliRun = (
     xmlBytes: input.bytes,
     peakRssKb: measured.peakRssKb,
     ...(measured.cpuSeconds === undefined ? {} : { cpuSeconds: measured.cpuSeconds }),
-    ...(serverCpu === undefined ? {} : { serverCpuSeconds: serverCpu }),
     ...(detail === undefined ? {} : { detail })
   }
 }
@@ -249,8 +242,11 @@ const ingestRun = (ctx: BenchContext, args: ReadonlyArray<string>, input: InputF
     const before = serverCpuSeconds()
     const measured = yield* cli(ctx, args, [0, 3])
     const after = serverCpuSeconds()
-    const rows = yield* lastRunRows(schema)
-    const run = cliRun(measured, input, rows, undefined, cpuBetween(before, after))
+    const serverCpu = cpuBetween(before, after)
+    const run: RunMeasure = {
+      ...cliRun(measured, input, yield* lastRunRows(schema)),
+      ...(serverCpu === undefined ? {} : { serverCpuSeconds: serverCpu })
+    }
     return { measured, run }
   })
 

@@ -159,12 +159,15 @@ export interface ParseWorker {
 /** Where `src/bin.ts` leaves the worker it started for an ingest before the CLI loaded. */
 const PRESTARTED = Symbol.for("xml2pg.prestartedParseWorker")
 
-/** The worker the CLI started ahead (taken once), unless it has exited (it reads -1 then). */
+/** A worker thread that has exited reads -1 as its id. */
+const alive = (worker: Worker | undefined): worker is Worker => worker !== undefined && worker.threadId !== -1
+
+/** The worker the CLI started ahead (taken once), unless it has exited. */
 const takePrestarted = (): Worker | undefined => {
   const global = globalThis as { [PRESTARTED]?: Worker }
   const worker = global[PRESTARTED]
   delete global[PRESTARTED]
-  return worker !== undefined && worker.threadId !== -1 ? worker : undefined
+  return alive(worker) ? worker : undefined
 }
 
 /**
@@ -247,8 +250,8 @@ export const makeParseWorkers: Effect.Effect<ParseWorkers, never, Scope.Scope> =
   )
   const take = Effect.acquireRelease(
     Effect.suspend(() => {
-      // an idle thread that has exited (it reads -1 then) is replaced
-      const kept = idle !== undefined && idle.worker.threadId !== -1 ? idle : undefined
+      // an idle thread that has exited is replaced
+      const kept = alive(idle?.worker) ? idle : undefined
       idle = undefined
       if (kept === undefined) return spawn(true)
       kept.finished = false
