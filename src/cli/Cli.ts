@@ -79,6 +79,11 @@ const ingestOptions = {
     Options.withDescription("parse on a worker thread (default); --no-parse-worker parses on the main thread"),
     Options.withFallbackConfig(SettingConfigs.parseWorker)
   ),
+  parsers: Options.integer("parsers").pipe(
+    Options.withDescription("parse workers for one plain file, each taking a byte range of it; 1: no split"),
+    Options.withFallbackConfig(SettingConfigs.parsers),
+    Options.filterMap((n) => (n >= 1 && n <= 64 ? Option.some(n) : Option.none()), "--parsers must be in 1..64")
+  ),
   maxErrors: Options.integer("max-errors").pipe(
     Options.withDescription("stop the run after more rejected records than this (committed batches stay)"),
     Options.optional
@@ -119,7 +124,8 @@ const settingsOf = (o: IngestArgs): IngestSettings => ({
   progressEveryMillis: o.progressEvery,
   strict: o.strict,
   maxErrors: Option.getOrElse(o.maxErrors, () => null),
-  parseWorker: o.parseWorker
+  parseWorker: o.parseWorker,
+  parsers: o.parsers
 })
 
 /** The load of `ingest` and `run`: progress, metrics endpoint, summary, exit code. Returns whether it finished. */

@@ -40,6 +40,11 @@ export interface IngestSettings {
   readonly maxErrors: number | null
   /** parse on a worker thread, so the main thread's event loop is free for the COPY sockets */
   readonly parseWorker: boolean
+  /**
+   * parse workers for one plain file, each taking a byte range of it (see Split.ts); 1: no
+   * split. A run keeps the ranges it began with.
+   */
+  readonly parsers: number
 }
 
 /**
@@ -62,7 +67,8 @@ export const defaults: IngestSettings = {
   progressEveryMillis: 5_000,
   strict: false,
   maxErrors: null,
-  parseWorker: true
+  parseWorker: true,
+  parsers: 1
 }
 
 const positive = (name: string, fallback: number) =>
@@ -98,7 +104,11 @@ export const SettingConfigs = {
     Config.option,
     Config.map(Option.getOrNull)
   ),
-  parseWorker: Config.boolean("XML2PG_PARSE_WORKER").pipe(Config.withDefault(defaults.parseWorker))
+  parseWorker: Config.boolean("XML2PG_PARSE_WORKER").pipe(Config.withDefault(defaults.parseWorker)),
+  parsers: Config.integer("XML2PG_PARSERS").pipe(
+    Config.validate({ message: "XML2PG_PARSERS must be in 1..64", validation: (n) => n >= 1 && n <= 64 }),
+    Config.withDefault(defaults.parsers)
+  )
 } as const
 
 /**

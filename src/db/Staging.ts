@@ -238,6 +238,8 @@ export interface UnfinishedRun {
   readonly batchBytes: number
   /** the COPY format of each table; a run recorded before binary COPY has none: all text */
   readonly copyFormats: CopyFormats | undefined
+  /** where the ranges of a split input end (see Split.ts); none: one range */
+  readonly ranges: ReadonlyArray<number>
 }
 
 /**
@@ -251,10 +253,17 @@ export const findUnfinishedRun = (schema: string, input: { file: string; size: n
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     const rows = yield* sql.unsafe<
-      { run_id: number; state: string; batch_rows: number; batch_bytes: number; copy_formats: CopyFormats | null }
+      {
+        run_id: number
+        state: string
+        batch_rows: number
+        batch_bytes: number
+        copy_formats: CopyFormats | null
+        ranges: Array<number> | null
+      }
     >(
       `select run_id, state, (settings->>'batchRows')::int as batch_rows, (settings->>'batchBytes')::int as batch_bytes,
-         settings->'copyFormats' as copy_formats
+         settings->'copyFormats' as copy_formats, settings->'ranges' as ranges
        from ${qualify(schema, Ledger.runs)}
        where file = $1 and file_size = $2 and fingerprint = $3 and state <> 'done'
          -- a run finalize consumed is not continued: later runs may have been merged over it
@@ -270,7 +279,8 @@ export const findUnfinishedRun = (schema: string, input: { file: string; size: n
         state: row.state,
         batchRows: row.batch_rows,
         batchBytes: row.batch_bytes,
-        copyFormats: row.copy_formats ?? undefined
+        copyFormats: row.copy_formats ?? undefined,
+        ranges: row.ranges ?? []
       } satisfies UnfinishedRun
   }).pipe(Effect.mapError(toDbError("find unfinished run")))
 
@@ -310,6 +320,42 @@ export const committedBatches = (schema: string, runId: number) =>
       rejected: r.rejected
     }))
   }).pipe(Effect.mapError(toDbError("read batch ledger")))
+
+/**
+ * Keeps the first `ranges` range ends of a split run: the range before a dropped one parses
+ * on to the end of the file. Committed before any of that range's batches past its old end,
+ * so a resume splits the file as the run last did.
+ *
+ * @since 0.1.0
+ * @category ledger
+ */
+export const keepRanges = (schema: string, runId: number, ranges: ReadonlyArray<number>) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql.unsafe(
+      `update ${qualify(schema, Ledger.runs)} set settings = jsonb_set(settings, '{ranges}', $2::jsonb) where run_id = $1`,
+      [runId, JSON.stringify(ranges)]
+    )
+  }).pipe(Effect.mapError(toDbError("record ranges")))
+
+/**
+ * Deletes what batches `fromSeq` and on of a run committed (rows, rejects, ledger), at once:
+ * the batches of dropped ranges.
+ *
+ * @since 0.1.0
+ * @category ledger
+ */
+export const dropBatches = (doc: DocumentShape, schema: string, runId: number, fromSeq: number) =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const tables = [...recordShapes(doc).map((r) => r.stagingTable), Ledger.rejects, Ledger.batches]
+    yield* sql.withTransaction(Effect.forEach(
+      tables,
+      (table) =>
+        sql.unsafe(`delete from ${qualify(schema, table)} where run_id = $1 and batch_seq >= $2`, [runId, fromSeq]),
+      { discard: true }
+    ))
+  }).pipe(Effect.mapError(toDbError("drop batches")))
 
 /**
  * Marks a run as running again, for a resume.

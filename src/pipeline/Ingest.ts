@@ -7,6 +7,7 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -21,8 +22,10 @@ import {
   checkStagingTables,
   committedBatches,
   committedRejects,
+  dropBatches,
   findUnfinishedRun,
   finishRun,
+  keepRanges,
   Ledger,
   type LedgerEntry,
   reopenRun,
@@ -34,6 +37,7 @@ import * as Metrics from "../metrics/Metrics.js"
 import { type DocumentShape, recordShapes, toWire } from "../shape/Shape.js"
 import { dropPrestartedWorker, type ParseWorkers, startParseWorker, workerBatches } from "../xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../xml/Producer.js"
+import { RANGE_ORDS, RANGE_SEQS, rangeOf, splitPoints } from "../xml/Split.js"
 import { batches, type InputInfo, inspectInput, type OpenedInput, openInput } from "../xml/XmlSource.js"
 import { type Batch, type CopyFormats, tableFormats } from "./Batch.js"
 import { logProgress, type ProgressReporter } from "./Progress.js"
@@ -98,22 +102,27 @@ export class ResumeError extends Data.TaggedError("ResumeError")<{
 
 /**
  * Where the committed prefix of a run's batches ends: the next batch, its first record
- * and the byte to read from. Batches committed after a gap are skipped by number.
+ * and the byte to read from; undefined when nothing of it is committed. Batches committed
+ * after a gap are skipped by number. `first`: where the batches start (a range of a split
+ * input starts mid-file, numbered apart; see Split.ts).
  *
  * @since 0.1.0
  * @category ingest
  */
-export const resumePoint = (ledger: ReadonlyArray<LedgerEntry>): ResumePoint | undefined => {
-  let seq = 0
-  let ord = 0
-  let byte = 0
+export const resumePoint = (
+  ledger: ReadonlyArray<LedgerEntry>,
+  first: ResumePoint = { byte: 0, seq: 1, ord: 0 }
+): ResumePoint | undefined => {
+  let seq = first.seq - 1
+  let ord = first.ord
+  let byte = first.byte
   for (const b of ledger) {
     if (b.seq !== seq + 1) break
     seq = b.seq
     ord = Math.max(ord, b.lastOrd)
     byte = b.byteEnd
   }
-  return seq === 0 ? undefined : { byte, seq: seq + 1, ord }
+  return seq === first.seq - 1 ? undefined : { byte, seq: seq + 1, ord }
 }
 
 /**
@@ -188,6 +197,20 @@ export const ingestFile = (file: string, options: IngestOptions) =>
       ? tableFormats(doc).map((f) => f._tag)
       : unfinished.copyFormats ?? recordShapes(doc).map(() => "text")
     yield* checkStagingTables(doc, settings.schema, formats)
+    // a run keeps the ranges it split its input into, as it keeps its batch limits
+    const ranges = unfinished?.ranges ??
+      (wire === undefined || settings.parsers < 2 || info.gzip || info.size === undefined
+        ? []
+        : splitPoints(file, info.size, settings.parsers, doc.record.element))
+    if (ranges.length > 0 && wire === undefined) {
+      return yield* new ResumeError({
+        file,
+        reason: `run ${unfinished?.runId} parses the file in ${ranges.length + 1} ranges, on parse workers: ` +
+          `resume it without --no-parse-worker`
+      })
+    }
+    // each further range's worker boots while the run is recorded
+    const rangeWorkers = wire === undefined ? [] : yield* Effect.replicateEffect(startParseWorker, ranges.length)
     const runId = unfinished?.runId ?? (yield* startRun(settings.schema, {
       file,
       fileSize: info.size,
@@ -197,12 +220,15 @@ export const ingestFile = (file: string, options: IngestOptions) =>
         batchBytes: settings.batchBytes,
         writers: settings.writers,
         queueSize: settings.queueSize,
-        copyFormats: formats
+        copyFormats: formats,
+        ranges
       }
     }))
-    const parse = (input: OpenedInput, producerOptions: ProducerOptions) =>
-      wire === undefined ? batches(input, producerOptions) : workerBatches(input, wire, producerOptions, worker)
-    return yield* load(file, options, info, runId, unfinished, formats, parse).pipe(
+    const parse: RangeParse = (input, producerOptions, range, overran) =>
+      wire === undefined
+        ? batches(input, producerOptions)
+        : workerBatches(input, wire, producerOptions, range === 0 ? worker : rangeWorkers[range - 1], overran)
+    return yield* load(file, options, { info, runId, unfinished, formats, ranges }, parse).pipe(
       // finalize must not read the staging tables half-loaded: it takes this lock exclusively
       withSchemaLock(settings.schema, "shared", { wait: true }),
       // one loader per run: a second process resuming the same run must not load it twice
@@ -214,84 +240,147 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     )
   }).pipe(Effect.scoped, Effect.withSpan("Ingest.ingestFile", { attributes: { file } }))
 
-const load = (
-  file: string,
-  options: IngestOptions,
-  info: InputInfo,
-  runId: number,
-  unfinished: UnfinishedRun | undefined,
-  formats: CopyFormats,
-  parse: (input: OpenedInput, options: ProducerOptions) => Stream.Stream<Batch, ReadError | XmlParseError>
-) =>
+/** The batches of range `range` of an input; `overran` runs if the range does not end at a record. */
+type RangeParse = (
+  input: OpenedInput,
+  options: ProducerOptions,
+  range: number,
+  overran: Effect.Effect<void, DbError, SqlClient.SqlClient>
+) => Stream.Stream<Batch, ReadError | XmlParseError | DbError, SqlClient.SqlClient>
+
+/** The run a load is part of, and how it reads its input. */
+interface RunPlan {
+  readonly info: InputInfo
+  readonly runId: number
+  readonly unfinished: UnfinishedRun | undefined
+  readonly formats: CopyFormats
+  /** where the ranges of a split input end (see Split.ts); none: one range */
+  readonly ranges: ReadonlyArray<number>
+}
+
+/** What the committed batches of one range of the input hold. */
+interface RangeTotals {
+  rowsLoaded: number
+  rowsByTable: Record<string, number>
+  records: number
+  rejected: number
+  rejectsByKind: Record<string, number>
+  batches: number
+}
+
+const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeParse) =>
   Effect.gen(function*() {
     const { doc, settings } = options
+    const { info, runId, unfinished, formats, ranges } = plan
     const shapes = recordShapes(doc)
+    const count = ranges.length + 1
     // a resumed run keeps its batch limits, so its batches are cut exactly as before
     const limits = unfinished === undefined
       ? { rows: settings.batchRows, bytes: settings.batchBytes }
       : { rows: unfinished.batchRows, bytes: unfinished.batchBytes }
-    const ledger = unfinished === undefined ? [] : yield* committedBatches(settings.schema, runId)
+    let ledger = unfinished === undefined ? [] : yield* committedBatches(settings.schema, runId)
+    // batches of ranges an attempt dropped and did not get to delete
+    if (ledger.some((b) => rangeOf(b.seq) >= count)) {
+      yield* dropBatches(doc, settings.schema, runId, count * RANGE_SEQS)
+      ledger = ledger.filter((b) => rangeOf(b.seq) < count)
+    }
     const done = new Set(ledger.map((b) => b.seq))
-    const resumeAt = resumePoint(ledger)
+    const starts = [0, ...ranges]
+    const resumeAts = starts.map((start, k) => {
+      const first = { byte: start, seq: k * RANGE_SEQS + 1, ord: k * RANGE_ORDS }
+      const at = resumePoint(ledger.filter((b) => rangeOf(b.seq) === k), first)
+      return k === 0 ? at : at ?? first
+    })
     if (unfinished !== undefined) {
       yield* reopenRun(settings.schema, runId)
+      const from = resumeAts.flatMap((at) => (at === undefined ? [] : [at.byte]))
       yield* Effect.logInfo(
         `run ${runId}: resuming ${file} (${unfinished.state}): ${ledger.length} batches already committed` +
-          (resumeAt === undefined ? "" : `, reading from byte ${resumeAt.byte}`)
+          (from.length === 0 ? "" : `, reading from byte ${from.join(", ")}`)
       )
     } else {
-      yield* Effect.logInfo(`run ${runId}: loading ${file}`)
+      yield* Effect.logInfo(`run ${runId}: loading ${file}` + (count > 1 ? ` in ${count} ranges` : ""))
     }
-    const input = yield* openInput(info, resumeAt?.byte ?? 0)
+    const inputs = yield* Effect.forEach(starts, (start, k) =>
+      Effect.map(openInput(info, resumeAts[k]?.byte ?? start), (input): OpenedInput =>
+        k + 1 < count && input.file !== undefined ? { ...input, file: { ...input.file, end: ranges[k]! } } : input))
     const targets = copyTargets(doc, settings.schema, formats)
     const started = performance.now()
     let stopped = false
-    const totals = {
+    /** ranges from this one on were dropped: their start was not between records */
+    let dropped = count
+    let retries = 0
+    const blank = (): RangeTotals => ({
       rowsLoaded: 0,
-      rowsByTable: Object.fromEntries(shapes.map((s) => [s.stagingTable, 0])) as Record<string, number>,
+      rowsByTable: Object.fromEntries(shapes.map((s) => [s.stagingTable, 0])),
       records: 0,
       rejected: 0,
-      rejectsByKind: {} as Record<string, number>,
-      batches: 0,
-      retries: 0,
-      xmlBytes: 0
+      rejectsByKind: {},
+      batches: 0
+    })
+    const add = (into: Record<string, number>, from: Readonly<Record<string, number>>) => {
+      for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + n
     }
+    const perRange = starts.map(blank)
     for (const b of ledger) {
+      const t = perRange[rangeOf(b.seq)]!
       const rows = Object.values(b.rowCounts).reduce((n, r) => n + r, 0)
-      totals.batches++
-      totals.rowsLoaded += rows
-      totals.records += rows + b.rejected
-      totals.rejected += b.rejected
-      for (const [table, n] of Object.entries(b.rowCounts)) totals.rowsByTable[table] = (totals.rowsByTable[table] ?? 0) + n
+      t.batches++
+      t.rowsLoaded += rows
+      t.records += rows + b.rejected
+      t.rejected += b.rejected
+      add(t.rowsByTable, b.rowCounts)
     }
+    /** the totals of the ranges not dropped */
+    const totals = (): RangeTotals => {
+      const sum = blank()
+      for (const t of perRange.slice(0, dropped)) {
+        sum.batches += t.batches
+        sum.rowsLoaded += t.rowsLoaded
+        sum.records += t.records
+        sum.rejected += t.rejected
+        add(sum.rowsByTable, t.rowsByTable)
+        add(sum.rejectsByKind, t.rejectsByKind)
+      }
+      return sum
+    }
+    /** XML bytes parsed, over the ranges not dropped */
+    const parsedBytes = () => inputs.slice(0, dropped).reduce((n, input, k) => n + input.progress.xmlBytes - starts[k]!, 0)
+    const progress = (field: "records" | "rejects") => inputs.reduce((n, input) => n + input.progress[field], 0)
     const resumedBatches = ledger.length
-    // The rejects file is appended after each commit. A killed attempt may have committed a
-    // batch without appending it, and a server crash may have lost commits whose lines are
-    // in the file: what the file holds for this run decides what is appended, so each
-    // reject ends up there once.
-    const filed = unfinished === undefined ? new Map<number, number>() : yield* options.rejects.filed(file, runId)
-    for (const b of ledger) {
-      const lines = filed.get(b.seq) ?? 0
-      if (b.rejected === 0 || lines === b.rejected) continue
-      if (lines === 0) {
-        yield* options.rejects.append(runId, b.seq, yield* committedRejects(settings.schema, runId, b.seq))
-      } else {
-        yield* Effect.logWarning(
+    // The rejects file is appended after each commit (a range's after the load, once its start
+    // is known to be between records). A killed attempt may have committed a batch without
+    // appending it, and a server crash may have lost commits whose lines are in the file:
+    // what the file holds for this run decides what is appended, so each reject ends up there once.
+    const fileRejects = (entries: ReadonlyArray<LedgerEntry>, filed: ReadonlyMap<number, number>) =>
+      Effect.forEach(entries, (b) => {
+        const lines = filed.get(b.seq) ?? 0
+        if (b.rejected === 0 || lines === b.rejected) return Effect.void
+        if (lines === 0) {
+          return Effect.flatMap(
+            committedRejects(settings.schema, runId, b.seq),
+            (rejects) => options.rejects.append(runId, b.seq, rejects)
+          )
+        }
+        return Effect.logWarning(
           `the rejects file holds ${lines} of the ${b.rejected} rejects of batch ${b.seq} (a write cut short?); ` +
             `the ${Ledger.rejects} table holds them all`
         )
-      }
-    }
+      }, { discard: true })
+    const filed = unfinished === undefined ? new Map<number, number>() : yield* options.rejects.filed(file, runId)
+    yield* fileRejects(ledger.filter((b) => rangeOf(b.seq) === 0), filed)
     const committed = (batch: Batch) =>
       Effect.gen(function*() {
-        totals.batches++
-        totals.rowsLoaded += batch.rows
-        totals.records += batch.rows + batch.rejects.length
-        totals.rejected += batch.rejects.length
-        shapes.forEach((s, i) => (totals.rowsByTable[s.stagingTable]! += batch.tables[i]!.rows))
-        for (const r of batch.rejects) totals.rejectsByKind[r.kind] = (totals.rejectsByKind[r.kind] ?? 0) + 1
+        const range = rangeOf(batch.seq)
+        const t = perRange[range]!
+        t.batches++
+        t.rowsLoaded += batch.rows
+        t.records += batch.rows + batch.rejects.length
+        t.rejected += batch.rejects.length
+        shapes.forEach((s, i) => (t.rowsByTable[s.stagingTable]! += batch.tables[i]!.rows))
+        for (const r of batch.rejects) t.rejectsByKind[r.kind] = (t.rejectsByKind[r.kind] ?? 0) + 1
         // lines filed by an attempt whose commit was lost are a prefix of the same batch's
-        yield* options.rejects.append(runId, batch.seq, batch.rejects.slice(filed.get(batch.seq) ?? 0))
+        if (range === 0) yield* options.rejects.append(runId, batch.seq, batch.rejects.slice(filed.get(batch.seq) ?? 0))
         yield* Metric.incrementBy(Metrics.rowsLoaded, batch.rows)
         yield* Metric.incrementBy(Metrics.recordsRejected, batch.rejects.length)
         yield* Metric.increment(Metrics.batchesCommitted)
@@ -311,7 +400,7 @@ const load = (
             base: Duration.millis(settings.retryBaseMillis),
             maxDelay: Duration.millis(settings.retryMaxDelayMillis)
           },
-          () => Effect.sync(() => totals.retries++).pipe(Effect.zipRight(Metric.increment(Metrics.retries)))
+          () => Effect.sync(() => retries++).pipe(Effect.zipRight(Metric.increment(Metrics.retries)))
         ),
         Metrics.instrumentWrite,
         busy,
@@ -328,26 +417,64 @@ const load = (
       limits,
       maxRecordChars: settings.maxRecordBytes,
       recover: !settings.strict,
-      formats,
-      ...(resumeAt === undefined ? {} : { resumeAt })
+      formats
     }
-    const source = parse(input, producerOptions).pipe(
-      // batches an earlier attempt committed are skipped, their memory handed back
+    // verified[k]: range k starts between records (range k-1 ended there, and is itself verified)
+    const verified = yield* Effect.forEach(starts, () => Deferred.make<boolean>())
+    const halts = yield* Effect.forEach(starts, () => Deferred.make<void>())
+    yield* Deferred.succeed(verified[0]!, true)
+    // range k ran past its end: it parses on to the end of the file, and the ranges after it are dropped
+    const overran = (k: number) =>
+      Effect.gen(function*() {
+        yield* keepRanges(settings.schema, runId, ranges.slice(0, k))
+        dropped = Math.min(dropped, k + 1)
+        for (let j = k + 1; j < count; j++) {
+          yield* Deferred.succeed(verified[j]!, false)
+          yield* Deferred.succeed(halts[j]!, undefined)
+        }
+        yield* Effect.logWarning(
+          `${file}: byte ${ranges[k]} looked like the end of a record and is not (a comment or CDATA section?); ` +
+            `the ranges from there on are parsed again, by the one before`
+        )
+      })
+    const rangeBatches = (k: number) => {
+      const resumeAt = resumeAts[k]
+      const own = parse(inputs[k]!, resumeAt === undefined ? producerOptions : { ...producerOptions, resumeAt }, k, overran(k))
+      // a range's failure counts only once it is known to start between records
+      const checked = k === 0 ? own : own.pipe(Stream.catchAll((e) =>
+        Stream.unwrap(Effect.map(Deferred.await(verified[k]!), (ok) => (ok ? Stream.fail(e) : Stream.empty)))
+      ))
+      return checked.pipe(
+        Stream.concat(k + 1 < count
+          ? Stream.execute(Effect.flatMap(Deferred.await(verified[k]!), (ok) => Deferred.succeed(verified[k + 1]!, ok)))
+          : Stream.empty),
+        Stream.interruptWhen(Deferred.await(halts[k]!))
+      )
+    }
+    const merged = count === 1
+      ? rangeBatches(0)
+      : Stream.mergeAll(starts.map((_, k) => rangeBatches(k)), { concurrency: "unbounded", bufferSize: 1 })
+    const source = merged.pipe(
+      // batches an earlier attempt committed, or of a dropped range, are skipped, their memory handed back
       Stream.filter((batch) => {
-        if (!done.has(batch.seq)) return true
+        if (!done.has(batch.seq) && rangeOf(batch.seq) < dropped) return true
         batch.release?.()
         return false
       }),
       // past --max-errors: stop reading after this batch; what is in flight still commits
       Stream.takeUntil(() =>
-        tooManyRejects = settings.maxErrors !== null && totals.rejected + input.progress.rejects > settings.maxErrors
+        tooManyRejects = settings.maxErrors !== null && totals().rejected + progress("rejects") > settings.maxErrors
       ),
       Stream.tap((batch) =>
         Metric.incrementBy(Metrics.recordsRead, batch.rows + batch.rejects.length).pipe(
-          Effect.zipRight(Metric.incrementBy(Metrics.xmlBytes, batch.byteEnd - lastBytes)),
+          Effect.zipRight(Effect.suspend(() => {
+            const bytes = parsedBytes()
+            const step = bytes - lastBytes
+            lastBytes = bytes
+            return Metric.incrementBy(Metrics.xmlBytes, step)
+          })),
           Effect.zipRight(Metric.incrementBy(Metrics.queueDepth, 1)),
           Effect.zipRight(Effect.sync(() => {
-            lastBytes = batch.byteEnd
             live.queued++
           }))
         )
@@ -359,29 +486,30 @@ const load = (
         stopped = true
       })))))
     const reporter = options.reporter ?? logProgress(settings.progressEveryMillis)
-    yield* reporter(() => ({
-      file,
-      runId,
-      sourceBytes: input.progress.sourceBytes(),
-      sourceSize: input.progress.sourceSize,
-      xmlBytes: input.progress.xmlBytes,
-      records: input.progress.records,
-      rejected: input.progress.rejects,
-      rowsLoaded: totals.rowsLoaded,
-      batches: totals.batches,
-      retries: totals.retries,
-      queued: live.queued,
-      queueSize: settings.queueSize,
-      writersBusy: live.writersBusy,
-      writers: settings.writers,
-      elapsedSeconds: (performance.now() - started) / 1000
-    }))
-    const counts = () => ({
-      records: totals.records,
-      rowsLoaded: totals.rowsLoaded,
-      rejected: totals.rejected,
-      xmlBytes: input.progress.xmlBytes
+    yield* reporter(() => {
+      const t = totals()
+      return {
+        file,
+        runId,
+        sourceBytes: inputs.slice(0, dropped).reduce((n, input, k) => n + input.progress.sourceBytes() - starts[k]!, 0),
+        sourceSize: inputs[0]!.progress.sourceSize,
+        xmlBytes: parsedBytes(),
+        records: progress("records"),
+        rejected: progress("rejects"),
+        rowsLoaded: t.rowsLoaded,
+        batches: t.batches,
+        retries,
+        queued: live.queued,
+        queueSize: settings.queueSize,
+        writersBusy: live.writersBusy,
+        writers: settings.writers,
+        elapsedSeconds: (performance.now() - started) / 1000
+      }
     })
+    const counts = () => {
+      const t = totals()
+      return { records: t.records, rowsLoaded: t.rowsLoaded, rejected: t.rejected, xmlBytes: parsedBytes() }
+    }
     yield* stoppable.pipe(
       Stream.buffer({ capacity: settings.queueSize }),
       Stream.tap(() =>
@@ -399,20 +527,33 @@ const load = (
         }).pipe(Effect.ignore)
       )
     )
-    totals.xmlBytes = input.progress.xmlBytes
+    if (dropped < count) yield* dropBatches(doc, settings.schema, runId, dropped * RANGE_SEQS)
+    // every range's start is now known to be between records, unless the load stopped early
+    if (count > 1 && !stopped && !tooManyRejects) {
+      const all = yield* committedBatches(settings.schema, runId)
+      yield* fileRejects(all.filter((b) => rangeOf(b.seq) > 0), yield* options.rejects.filed(file, runId))
+    }
     if (tooManyRejects) {
       const error = new TooManyRejectsError({ file, limit: settings.maxErrors ?? 0 })
       yield* finishRun(settings.schema, runId, { ...counts(), state: "failed", message: error.message })
       return yield* error
     }
     yield* finishRun(settings.schema, runId, { ...counts(), state: stopped ? "interrupted" : "done", message: null })
+    const t = totals()
     const summary: IngestSummary = {
       file,
       runId,
       state: stopped ? "interrupted" : "done",
-      ...totals,
+      records: t.records,
+      rowsLoaded: t.rowsLoaded,
+      rowsByTable: t.rowsByTable,
+      rejected: t.rejected,
+      rejectsByKind: t.rejectsByKind,
+      batches: t.batches,
       resumedBatches,
-      sourceBytes: input.progress.sourceBytes(),
+      retries,
+      xmlBytes: parsedBytes(),
+      sourceBytes: inputs.slice(0, dropped).reduce((n, input, k) => n + input.progress.sourceBytes() - starts[k]!, 0),
       seconds: (performance.now() - started) / 1000
     }
     return summary

@@ -39,7 +39,7 @@ import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 export interface WorkerInit {
   readonly shape: WireDocument
   readonly options: Omit<ProducerOptions, "doc">
-  readonly file: { readonly fd: number; readonly start: number } | undefined
+  readonly file: { readonly fd: number; readonly start: number; readonly end?: number } | undefined
 }
 
 /**
@@ -69,6 +69,8 @@ export type FromWorker =
     readonly xmlBytes: number
     /** the input has ended: these are its last batches */
     readonly ended: boolean
+    /** the range did not end at a record where it should have, and runs on (see Split.ts) */
+    readonly overran: boolean
   }
   | { readonly _tag: "Failed"; readonly offset: number; readonly reason: string }
   | { readonly _tag: "ReadFailed"; readonly reason: string }
@@ -273,22 +275,24 @@ export const makeParseWorkers: Effect.Effect<ParseWorkers, never, Scope.Scope> =
 /**
  * The batches of one input, parsed on a worker thread and pulled on demand. `shape` is
  * `options.doc` as plain data (`toWire`); `started`: a worker from `startParseWorker` or
- * `makeParseWorkers`, else one is started here.
+ * `makeParseWorkers`, else one is started here. A range of a plain file (`input.file.end`)
+ * that does not end at a record runs `overran` before the batches past its end go on.
  *
  * @since 0.1.0
  * @category producer
  */
-export const workerBatches = (
+export const workerBatches = <E = never, R = never>(
   input: OpenedInput,
   shape: WireDocument,
   options: ProducerOptions,
-  started?: ParseWorker
-): Stream.Stream<Batch, ReadError | XmlParseError> =>
+  started?: ParseWorker,
+  overran: Effect.Effect<void, E, R> = Effect.void as Effect.Effect<void, E, R>
+): Stream.Stream<Batch, ReadError | XmlParseError | E, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const { doc: _doc, ...rest } = options
     const file = input.file === undefined ? undefined : yield* Effect.acquireRelease(
       Effect.try({
-        try: () => ({ fd: fs.openSync(input.file!.path, "r"), start: input.file!.start }),
+        try: () => ({ ...input.file!, fd: fs.openSync(input.file!.path, "r") }),
         catch: (cause) => new ReadError({ file: options.file, cause })
       }),
       ({ fd }) => Effect.sync(() => fs.closeSync(fd))
@@ -306,8 +310,12 @@ export const workerBatches = (
     let inFlight = 0
     /** the worker has parsed the end of the input */
     let ended = false
+    /** the range's end was found not to be a record's */
+    let ranOn = false
+    /** where the worker had parsed to at its last message */
+    let parsedTo = options.resumeAt?.byte ?? 0
     const answer = (message: FromWorker | Crashed) =>
-      Effect.suspend((): Effect.Effect<Array<Batch>, ReadError | XmlParseError> => {
+      Effect.suspend((): Effect.Effect<Array<Batch>, ReadError | XmlParseError | E, R> => {
         if (message._tag === "Failed" || message._tag === "Crashed") {
           // a crash is reported where the worker had got to
           const offset = message._tag === "Failed" ? message.offset : progress.xmlBytes
@@ -318,8 +326,11 @@ export const workerBatches = (
         ended ||= message.ended
         regions.add(message.regions)
         const batches = message.batches.map(toBatch)
-        countParsed(progress, message.xmlBytes, batches)
-        return Effect.succeed(batches)
+        countParsed(progress, message.xmlBytes - parsedTo, batches)
+        parsedTo = message.xmlBytes
+        if (!message.overran || ranOn) return Effect.succeed(batches)
+        ranOn = true
+        return Effect.as(overran, batches)
       })
 
     /** Answers until fewer than `limit` chunks are with the worker; their batches in order. */
@@ -349,7 +360,7 @@ export const workerBatches = (
 
     if (file !== undefined) {
       // the worker reads: ask for a chunk per pull, then collect what is still asked for
-      const next = Effect.suspend((): Effect.Effect<Array<Batch>, Option.Option<ReadError | XmlParseError>> =>
+      const next = Effect.suspend((): Effect.Effect<Array<Batch>, Option.Option<ReadError | XmlParseError | E>, R> =>
         ended
           ? inFlight === 0 ? Effect.zipRight(finish, Effect.fail(Option.none())) : Effect.mapError(collect(1), Option.some)
           : Effect.mapError(Effect.zipRight(post({ read: true }), collect(IN_FLIGHT)), Option.some)

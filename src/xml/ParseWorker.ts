@@ -30,21 +30,35 @@ class ReadFailure {
 }
 
 /**
- * The worker's own reads of a plain file, one chunk per call, undefined at its end: one
- * buffer, reused, as the Producer copies what it keeps.
+ * The worker's own reads of a plain file, one chunk per call, undefined at its end or at
+ * `limit`: one buffer, reused, as the Producer copies what it keeps.
  */
-const reader = (file: { readonly fd: number; readonly start: number }) => {
-  const buffer = Buffer.allocUnsafeSlow(READ_CHUNK)
-  let position = file.start
-  return (): Uint8Array | undefined => {
+class FileReader {
+  private readonly buffer = Buffer.allocUnsafeSlow(READ_CHUNK)
+  private position: number
+  /** where the range ends (see Split.ts); lifted when the range runs on past it */
+  limit: number
+
+  constructor(private readonly fd: number, start: number, end: number | undefined) {
+    this.position = start
+    this.limit = end ?? Infinity
+  }
+
+  get atLimit(): boolean {
+    return this.position === this.limit
+  }
+
+  read(): Uint8Array | undefined {
+    const want = Math.min(this.buffer.length, this.limit - this.position)
+    if (want === 0) return undefined
     let n: number
     try {
-      n = fs.readSync(file.fd, buffer, 0, buffer.length, position)
+      n = fs.readSync(this.fd, this.buffer, 0, want, this.position)
     } catch (e) {
       throw new ReadFailure(causeMessage(e))
     }
-    position += n
-    return n === 0 ? undefined : buffer.subarray(0, n)
+    this.position += n
+    return n === 0 ? undefined : this.buffer.subarray(0, n)
   }
 }
 
@@ -52,22 +66,36 @@ const reader = (file: { readonly fd: number; readonly start: number }) => {
 interface Parsing {
   readonly file: string
   readonly producer: Producer
-  readonly read: (() => Uint8Array | undefined) | undefined
+  readonly reader: FileReader | undefined
   ended: boolean
+  /** the range did not end at a record where it should have: it runs on to the end of the file */
+  overran: boolean
 }
 
 const start = (init: WorkerInit): Parsing => ({
   file: init.options.file,
   producer: new Producer({ ...init.options, doc: fromWire(init.shape) }, regions),
-  read: init.file === undefined ? undefined : reader(init.file),
-  ended: false
+  reader: init.file === undefined ? undefined : new FileReader(init.file.fd, init.file.start, init.file.end),
+  ended: false,
+  overran: false
 })
 
 /** The batches for one message: its chunk, or the next chunk of the file; without one, the end of input. */
 const parse = (parsing: Parsing, message: ToWorker): Array<Batch> => {
   if (parsing.ended) return []
-  const chunk = message.read === undefined ? message.chunk : parsing.read!()
+  const reader = parsing.reader
+  const chunk = message.read === undefined ? message.chunk : reader!.read()
   if (chunk !== undefined) return parsing.producer.write(chunk)
+  if (reader?.atLimit === true) {
+    const last = parsing.producer.endAtRecord()
+    if (last === undefined) {
+      parsing.overran = true
+      reader.limit = Infinity
+      return parse(parsing, message)
+    }
+    parsing.ended = true
+    return last
+  }
   parsing.ended = true
   return parsing.producer.end()
 }
@@ -85,7 +113,14 @@ port.on("message", (message: ToWorker) => {
     const transfer: Array<ArrayBuffer> = []
     const batches = parse(current, message).map((b) => toWire(b, transfer))
     const xmlBytes = current.producer.bytes
-    post({ _tag: "Batches", batches, regions: regions.takeNew(), xmlBytes, ended: current.ended }, transfer)
+    post({
+      _tag: "Batches",
+      batches,
+      regions: regions.takeNew(),
+      xmlBytes,
+      ended: current.ended,
+      overran: current.overran
+    }, transfer)
   } catch (e) {
     if (e instanceof ReadFailure) return post({ _tag: "ReadFailed", reason: e.reason })
     const error = toParseError(current.file, current.producer.bytes, e)

@@ -208,6 +208,18 @@ export class Producer {
     return this.take()
   }
 
+  /**
+   * Ends a range of the input (see Split.ts) where the bytes written so far end: its last
+   * batches if a top-level record ended exactly there (`RecordParser.atRecordEnd`), else
+   * undefined, and the caller writes on past it. Either way the document's end is not checked.
+   */
+  endAtRecord(): Array<Batch> | undefined {
+    const parser = this.parser ?? this.start()
+    if (this.pending.length > 0 || !parser.atRecordEnd()) return undefined
+    this.builder.finish()
+    return this.take()
+  }
+
   // Either way each input byte stands for one UTF-8 byte of the text, so its length is known:
   // each byte that is not UTF-8 becomes one INVALID_BYTE, whose position the parser is told.
   private decode(parser: RecordParser, bytes: Uint8Array, byteStart: number, reason: string): void {

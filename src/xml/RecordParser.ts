@@ -233,6 +233,8 @@ export class RecordParser {
   /** a reject made outside any record since the sink last saw a record end */
   private unflushed = false
   private readonly resumed: boolean
+  /** global character position where the sink's last record ended */
+  private lastEnd = -1
   private readonly offsets: ByteOffsets
   private readonly span: LastSpan
 
@@ -334,9 +336,20 @@ export class RecordParser {
     if (this.unflushed) this.recordEnd(this.fed, this.fed)
   }
 
+  /**
+   * Whether the text fed so far ends exactly where a top-level record ended, with nothing
+   * after it: the state a parser resumed at this point starts in. Nothing fed counts, as the
+   * start of a resumed input is such a point. A range of a split input ends only here.
+   */
+  atRecordEnd(): boolean {
+    return (this.fed === 0 ? this.resumed : this.lastEnd === this.fed) && this.stack.length === 0 &&
+      !this.inRecordTag && !this.resyncing && !this.unflushed && this.corrupt.length === 0
+  }
+
   /** the sink learns of a record that took the text from `start` to `end` (character positions) */
   private recordEnd(start: number, end: number): void {
     this.unflushed = false
+    this.lastEnd = end
     this.sink.recordEnd(this.span.set(start, end))
   }
 

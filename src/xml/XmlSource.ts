@@ -80,8 +80,8 @@ export const inspectInput = (file: string): Effect.Effect<InputInfo, ReadError> 
  * @category models
  */
 export interface OpenedInput {
-  /** a plain file and the byte to start at: a parse worker reads it itself */
-  readonly file: { readonly path: string; readonly start: number } | undefined
+  /** a plain file, the byte to start at and one to end at: a parse worker reads it itself */
+  readonly file: { readonly path: string; readonly start: number; readonly end?: number } | undefined
   /** the input as a stream, opened on first use */
   readonly readable: () => Readable
   readonly progress: ReadProgress
@@ -169,9 +169,12 @@ export const inputChunks = (input: OpenedInput, file: string): Stream.Stream<Uin
     { chunkSize: READ_CHUNK }
   )
 
-/** Counts parsed batches into the input's progress; `xmlBytes`: parsed so far. */
+/**
+ * Counts parsed batches into the input's progress; `xmlBytes`: parsed since the last count.
+ * The ranges of a split input count into one progress.
+ */
 export const countParsed = (progress: ReadProgress, xmlBytes: number, batches: ReadonlyArray<Batch>): void => {
-  progress.xmlBytes = xmlBytes
+  progress.xmlBytes += xmlBytes
   for (const b of batches) {
     progress.records += b.rows + b.rejects.length
     progress.rejects += b.rejects.length
@@ -190,9 +193,15 @@ export const batches = (
 ): Stream.Stream<Batch, ReadError | XmlParseError> =>
   Stream.suspend(() => {
     const producer = new Producer(options)
+    let parsedTo = producer.bytes
     const step = (f: () => Array<Batch>) =>
       Effect.try({ try: f, catch: (e) => toParseError(options.file, producer.bytes, e) }).pipe(
-        Effect.tap((out) => Effect.sync(() => countParsed(input.progress, producer.bytes, out)))
+        Effect.tap((out) =>
+          Effect.sync(() => {
+            countParsed(input.progress, producer.bytes - parsedTo, out)
+            parsedTo = producer.bytes
+          })
+        )
       )
     return inputChunks(input, options.file).pipe(
       Stream.mapConcatEffect((chunk) => Effect.zipLeft(step(() => producer.write(chunk)), yieldToIo)),
