@@ -432,6 +432,50 @@ describe("a killed loader resumes: the same rows as a clean run, each batch once
     await assertSameAsClean(file)
   })
 
+  /** A run's rows in document order without their batch numbers, and how many records each ledger row counts. */
+  const content = async (runId: number) => {
+    const [row] = await query<{ groups: string; events: string; rows: number; ords: number; ledger: number }>(
+      `select
+         (select md5(string_agg((group_id, code, name, description, created_at)::text, E'\\n' order by ord))
+            from ${s("stg_group_event")} where run_id = $1) as groups,
+         (select md5(string_agg((event_id, group_id, type, occurred_at, severity, source, payload)::text, E'\\n' order by ord))
+            from ${s("stg_event")} where run_id = $1) as events,
+         (select count(*) from (select ord from ${s("stg_group_event")} where run_id = $1
+            union all select ord from ${s("stg_event")} where run_id = $1) o)::int as rows,
+         (select count(distinct ord) from (select ord from ${s("stg_group_event")} where run_id = $1
+            union all select ord from ${s("stg_event")} where run_id = $1) o)::int as ords,
+         (select coalesce(sum((row_counts->>'stg_group_event')::int + (row_counts->>'stg_event')::int), 0)
+            from ${s("xml2pg_batch")} where run_id = $1)::int as ledger`,
+      [runId]
+    )
+    return row!
+  }
+
+  it("SIGKILL while three ranges of the file load, twice, then the same command: the rows of a clean run, each once", async () => {
+    const file = copyOf("sigkill-ranges.xml")
+    const args = ingestArgs(file, "--parsers", "3")
+    for (const at of [5, 30]) {
+      const loader = start(args)
+      await waitFor(async () => {
+        const n = await committed(file)
+        return n !== undefined && n >= at ? true : undefined
+      })
+      loader.kill("SIGKILL")
+      assert.strictEqual((await loader.exited).signal, "SIGKILL")
+    }
+    const last = await run(args)
+    assert.strictEqual(last.code, 0, last.stderr)
+    assert.match(last.stderr, /resuming .*sigkill-ranges\.xml \(running\): \d+ batches already committed, reading from byte (\d+, ){1,2}\d+/)
+    const [loaded] = await runsOf(file)
+    assert.strictEqual(loaded!.state, "done")
+    const [clean] = await runsOf(path.join(dir, "clean.xml"))
+    const expected = await content(clean!.run_id)
+    assert.deepStrictEqual(await content(loaded!.run_id), expected)
+    assert.strictEqual(expected.rows, reference.rows)
+    assert.strictEqual(expected.ords, expected.rows)
+    assert.strictEqual(expected.ledger, expected.rows)
+  })
+
   // every 50th event with a plain severity gets one out of range: rejects in every batch
   const withRejects = (name: string): { readonly file: string; readonly replaced: number } => {
     let n = 0
