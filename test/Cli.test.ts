@@ -299,7 +299,9 @@ describe("xml2pg CLI", () => {
       batchBytes: 4194304,
       writers: 4,
       queueSize: 7,
-      copyFormats: ["binary", "binary"]
+      copyFormats: ["binary", "binary"],
+      // one parser: the file is not split
+      ranges: []
     })
   })
 
