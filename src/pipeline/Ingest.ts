@@ -426,6 +426,8 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
     // range k ran past its end: it parses on to the end of the file, and the ranges after it are dropped
     const overran = (k: number) =>
       Effect.gen(function*() {
+        // a range dropped already, and halting, may still get past its end: it changes nothing
+        if (k >= dropped) return
         yield* keepRanges(settings.schema, runId, ranges.slice(0, k))
         dropped = Math.min(dropped, k + 1)
         for (let j = k + 1; j < count; j++) {
