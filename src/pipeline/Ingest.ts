@@ -345,7 +345,11 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
       return sum
     }
     /** XML bytes parsed, over the ranges not dropped */
-    const parsedBytes = () => inputs.slice(0, dropped).reduce((n, input, k) => n + input.progress.xmlBytes - starts[k]!, 0)
+    const covered = (read: (progress: OpenedInput["progress"]) => number) =>
+      inputs.slice(0, dropped).reduce((n, input, k) => n + read(input.progress) - starts[k]!, 0)
+    const parsedBytes = () => covered((p) => p.xmlBytes)
+    /** source bytes read (compressed, for gzip), over the ranges not dropped */
+    const sourceBytes = () => covered((p) => p.sourceBytes())
     const progress = (field: "records" | "rejects") => inputs.reduce((n, input) => n + input.progress[field], 0)
     const resumedBatches = ledger.length
     // The rejects file is appended after each commit (a range's after the load, once its start
@@ -493,7 +497,7 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
       return {
         file,
         runId,
-        sourceBytes: inputs.slice(0, dropped).reduce((n, input, k) => n + input.progress.sourceBytes() - starts[k]!, 0),
+        sourceBytes: sourceBytes(),
         sourceSize: inputs[0]!.progress.sourceSize,
         xmlBytes: parsedBytes(),
         records: progress("records"),
@@ -555,7 +559,7 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
       resumedBatches,
       retries,
       xmlBytes: parsedBytes(),
-      sourceBytes: inputs.slice(0, dropped).reduce((n, input, k) => n + input.progress.sourceBytes() - starts[k]!, 0),
+      sourceBytes: sourceBytes(),
       seconds: (performance.now() - started) / 1000
     }
     return summary
