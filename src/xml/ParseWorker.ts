@@ -30,11 +30,17 @@ class ReadFailure {
 }
 
 /**
+ * Bytes per read of a plain file: one read per request, and one answer, which costs the
+ * main thread the same whatever its size (see READS_IN_FLIGHT in ParseThread.ts).
+ */
+const FILE_READ = 4 * READ_CHUNK
+
+/**
  * The worker's own reads of a plain file, one chunk per call, undefined at its end or at
  * `limit`: one buffer, reused, as the Producer copies what it keeps.
  */
 class FileReader {
-  private readonly buffer = Buffer.allocUnsafeSlow(READ_CHUNK)
+  private readonly buffer = Buffer.allocUnsafeSlow(FILE_READ)
   private position: number
   /** where the range ends (see Split.ts); lifted when the range runs on past it */
   limit: number
