@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-old-space-size=128 --max-semi-space-size=3 --single-threaded-gc
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-old-space-size=128 --max-semi-space-size=3 --single-threaded-gc --expose-gc
 // The heap caps keep a long load's RSS flat: V8 otherwise lets the old generation grow
 // lazily far past the live set (measured: peak RSS 205 MB → 130 MB on 112 MB of XML, same speed).
 // The parse worker's isolate gets the same caps (V8's flags override a worker's
@@ -7,6 +7,8 @@
 // glibc's 8 per core: the threads' native allocations (decoded text, sockets, pg) then reuse
 // the same memory (measured: peak RSS 106 → 102 MB on 100 MB of XML, 116 → 110 MB on 1 GB,
 // same speed). It overrides a MALLOC_ARENA_MAX of the user's; other C libraries ignore it.
+// `--expose-gc` lets the parse worker collect its old generation every 64 MiB of XML (see
+// ParseWorker.ts), which V8 left to grow in a saw-tooth over a long load.
 /**
  * Starts the bundled CLI, `dist/cli.cjs` (src/cli/Main.ts), through a V8 code cache, as
  * Node 22's `module.enableCompileCache()` does and Node 20 cannot: compiling the bundle was a
