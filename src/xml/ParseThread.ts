@@ -80,7 +80,7 @@ const CHUNKS_IN_FLIGHT = 4
 
 /**
  * Reads asked of the worker and not yet answered. A read is 1 MiB (see ParseWorker.ts), about
- * 10 ms of parsing, so two keep the worker busy. Each answer costs the main thread a pass
+ * 20 ms of parsing, so two keep the worker busy. Each answer costs the main thread a pass
  * through the stream whatever its size; 256 KiB reads made four times as many (measured,
  * 100 MB ingest, 8 interleaved pairs on a noisy machine: wall 3.38 → 3.26 s median, loader
  * CPU 4.25 → 3.92 s, same peak RSS; reads of 2 MiB gained no more clearly).

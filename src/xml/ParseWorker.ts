@@ -112,9 +112,10 @@ let parsing: Parsing | undefined = undefined
  * XML bytes between full collections of this thread's heap, where the CLI exposes `gc`
  * (`--expose-gc` on its shebang). Left to V8, the worker's old generation climbed from its
  * ~5 MB live set to ~18 MB (27 MB committed) between collections, every 300–400 MB of XML,
- * so a long load peaked higher than a short one (1 GB ingest: peak RSS 119–121 MiB, against
- * 103–106 on 100 MB). A full collection of that live set takes 6–12 ms, 16 per GB; with them
- * 1 GB peaked at 109–111 MiB, the same speed within the noise.
+ * so a long load peaked higher than a short one (peak RSS of an ingest: 118–124 MB on 1 GB
+ * against 105–110 MB on 100 MB). A full collection of that live set takes 6–12 ms, 16 per GB;
+ * with them 1 GB peaked at 111–114 MB and 100 MB the same as before, at the same speed within
+ * the noise (docs/benchmarks.md, session 14).
  */
 const GC_EVERY = 64 * 2 ** 20
 const gc = (globalThis as { gc?: () => void }).gc
