@@ -321,27 +321,29 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
     const add = (into: Record<string, number>, from: Readonly<Record<string, number>>) => {
       for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + n
     }
-    const perRange = starts.map(blank)
-    for (const b of ledger) {
-      const t = perRange[rangeOf(b.seq)]!
-      const rows = Object.values(b.rowCounts).reduce((n, r) => n + r, 0)
-      t.batches++
-      t.rowsLoaded += rows
-      t.records += rows + b.rejected
-      t.rejected += b.rejected
-      add(t.rowsByTable, b.rowCounts)
+    const addTotals = (into: RangeTotals, from: RangeTotals) => {
+      into.batches += from.batches
+      into.rowsLoaded += from.rowsLoaded
+      into.records += from.records
+      into.rejected += from.rejected
+      add(into.rowsByTable, from.rowsByTable)
+      add(into.rejectsByKind, from.rejectsByKind)
     }
+    /** one committed batch, as a range's totals count it */
+    const batchTotals = (
+      rowsByTable: Record<string, number>,
+      rejected: number,
+      rejectsByKind: Record<string, number> = {}
+    ): RangeTotals => {
+      const rows = Object.values(rowsByTable).reduce((n, r) => n + r, 0)
+      return { batches: 1, rowsLoaded: rows, records: rows + rejected, rejected, rowsByTable, rejectsByKind }
+    }
+    const perRange = starts.map(blank)
+    for (const b of ledger) addTotals(perRange[rangeOf(b.seq)]!, batchTotals({ ...b.rowCounts }, b.rejected))
     /** the totals of the ranges not dropped */
     const totals = (): RangeTotals => {
       const sum = blank()
-      for (const t of perRange.slice(0, dropped)) {
-        sum.batches += t.batches
-        sum.rowsLoaded += t.rowsLoaded
-        sum.records += t.records
-        sum.rejected += t.rejected
-        add(sum.rowsByTable, t.rowsByTable)
-        add(sum.rejectsByKind, t.rejectsByKind)
-      }
+      for (const t of perRange.slice(0, dropped)) addTotals(sum, t)
       return sum
     }
     /** XML bytes parsed, over the ranges not dropped */
@@ -376,13 +378,10 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
     const committed = (batch: Batch) =>
       Effect.gen(function*() {
         const range = rangeOf(batch.seq)
-        const t = perRange[range]!
-        t.batches++
-        t.rowsLoaded += batch.rows
-        t.records += batch.rows + batch.rejects.length
-        t.rejected += batch.rejects.length
-        shapes.forEach((s, i) => (t.rowsByTable[s.stagingTable]! += batch.tables[i]!.rows))
-        for (const r of batch.rejects) t.rejectsByKind[r.kind] = (t.rejectsByKind[r.kind] ?? 0) + 1
+        const rejectsByKind: Record<string, number> = {}
+        for (const r of batch.rejects) rejectsByKind[r.kind] = (rejectsByKind[r.kind] ?? 0) + 1
+        const rowsByTable = Object.fromEntries(shapes.map((s, i) => [s.stagingTable, batch.tables[i]!.rows]))
+        addTotals(perRange[range]!, batchTotals(rowsByTable, batch.rejects.length, rejectsByKind))
         // lines filed by an attempt whose commit was lost are a prefix of the same batch's
         if (range === 0) yield* options.rejects.append(runId, batch.seq, batch.rejects.slice(filed.get(batch.seq) ?? 0))
         yield* Metric.incrementBy(Metrics.rowsLoaded, batch.rows)
@@ -433,7 +432,7 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
         // a range dropped already, and halting, may still get past its end: it changes nothing
         if (k >= dropped) return
         yield* keepRanges(settings.schema, runId, ranges.slice(0, k))
-        dropped = Math.min(dropped, k + 1)
+        dropped = k + 1
         for (let j = k + 1; j < count; j++) {
           yield* Deferred.succeed(verified[j]!, false)
           yield* Deferred.succeed(halts[j]!, undefined)

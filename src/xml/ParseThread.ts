@@ -321,8 +321,6 @@ export const workerBatches = <E = never, R = never>(
     let ended = false
     /** the range's end was found not to be a record's */
     let ranOn = false
-    /** where the worker had parsed to at its last message */
-    let parsedTo = options.resumeAt?.byte ?? 0
     const answer = (message: FromWorker | Crashed) =>
       Effect.suspend((): Effect.Effect<Array<Batch>, ReadError | XmlParseError | E, R> => {
         if (message._tag === "Failed" || message._tag === "Crashed") {
@@ -335,8 +333,7 @@ export const workerBatches = <E = never, R = never>(
         ended ||= message.ended
         regions.add(message.regions)
         const batches = message.batches.map(toBatch)
-        countParsed(progress, message.xmlBytes - parsedTo, batches)
-        parsedTo = message.xmlBytes
+        countParsed(progress, message.xmlBytes, batches)
         if (!message.overran || ranOn) return Effect.succeed(batches)
         ranOn = true
         return Effect.as(overran, batches)

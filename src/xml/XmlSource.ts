@@ -169,12 +169,9 @@ export const inputChunks = (input: OpenedInput, file: string): Stream.Stream<Uin
     { chunkSize: READ_CHUNK }
   )
 
-/**
- * Counts parsed batches into the input's progress; `xmlBytes`: parsed since the last count.
- * The ranges of a split input count into one progress.
- */
+/** Counts parsed batches into the input's progress; `xmlBytes`: parsed so far. */
 export const countParsed = (progress: ReadProgress, xmlBytes: number, batches: ReadonlyArray<Batch>): void => {
-  progress.xmlBytes += xmlBytes
+  progress.xmlBytes = xmlBytes
   for (const b of batches) {
     progress.records += b.rows + b.rejects.length
     progress.rejects += b.rejects.length
@@ -193,15 +190,9 @@ export const batches = (
 ): Stream.Stream<Batch, ReadError | XmlParseError> =>
   Stream.suspend(() => {
     const producer = new Producer(options)
-    let parsedTo = producer.bytes
     const step = (f: () => Array<Batch>) =>
       Effect.try({ try: f, catch: (e) => toParseError(options.file, producer.bytes, e) }).pipe(
-        Effect.tap((out) =>
-          Effect.sync(() => {
-            countParsed(input.progress, producer.bytes - parsedTo, out)
-            parsedTo = producer.bytes
-          })
-        )
+        Effect.tap((out) => Effect.sync(() => countParsed(input.progress, producer.bytes, out)))
       )
     return inputChunks(input, options.file).pipe(
       Stream.mapConcatEffect((chunk) => Effect.zipLeft(step(() => producer.write(chunk)), yieldToIo)),
