@@ -1,14 +1,13 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-old-space-size=128 --max-semi-space-size=3 --single-threaded-gc --expose-gc
-// The heap caps keep a long load's RSS flat: V8 otherwise lets the old generation grow
-// lazily far past the live set (measured: peak RSS 205 MB → 130 MB on 112 MB of XML, same speed).
-// The parse worker's isolate gets the same caps (V8's flags override a worker's
-// `resourceLimits`). GC on each isolate's own thread: parallel GC helpers cost more CPU than
-// they save on 2 cores shared with the parser and PostgreSQL. Two malloc arenas instead of
-// glibc's 8 per core: the threads' native allocations (decoded text, sockets, pg) then reuse
-// the same memory (measured: peak RSS 106 → 102 MB on 100 MB of XML, 116 → 110 MB on 1 GB,
-// same speed). It overrides a MALLOC_ARENA_MAX of the user's; other C libraries ignore it.
-// `--expose-gc` lets the parse worker collect its old generation every 64 MiB of XML (see
-// ParseWorker.ts), which V8 left to grow in a saw-tooth over a long load.
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=3 --single-threaded-gc --expose-gc
+// A 3 MiB young generation (semi-space) keeps RSS low: a 16 MiB one took ~25 MB more for no
+// clear gain in speed. The old generation has no cap: each thread collects it in full every
+// 64 MiB of XML (`--expose-gc`; see src/xml/HeapCollection.ts), which keeps a long load's RSS
+// flat without the ~5 % a cap of 128 MB cost the parser. GC on each isolate's own thread:
+// parallel GC helpers cost more CPU than they save on 2 cores shared with the parser and
+// PostgreSQL. Two malloc arenas instead of glibc's 8 per core: the threads' native allocations
+// (decoded text, sockets, pg) then reuse the same memory (measured: peak RSS 106 → 102 MB on
+// 100 MB of XML, 116 → 110 MB on 1 GB, same speed). It overrides a MALLOC_ARENA_MAX of the
+// user's; other C libraries ignore it. The flags apply to the parse worker's isolate too.
 /**
  * Starts the bundled CLI, `dist/cli.cjs` (src/cli/Main.ts), through a V8 code cache, as
  * Node 22's `module.enableCompileCache()` does and Node 20 cannot: compiling the bundle was a
@@ -139,30 +138,35 @@ const run = (): void => {
   if (at !== undefined && (cachedData === undefined || script.cachedDataRejected === true)) writeCache(at, script)
 }
 
-/** The subcommand: the first argument that is not a root option (`-q`, `--log-format X`) or its value. */
-const subcommand = (args: ReadonlyArray<string>): string | undefined => {
+/** Where the subcommand is: the first argument that is not a root option (`-q`, `--log-format X`) or its value. */
+const subcommandAt = (args: ReadonlyArray<string>): number => {
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     if (arg === "--log-format") i++
-    else if (!arg.startsWith("-")) return arg
+    else if (!arg.startsWith("-")) return i
   }
-  return undefined
+  return -1
 }
 
 const PRESTARTED = Symbol.for("xml2pg.prestartedParseWorker")
 
 /**
  * The parse worker of an `ingest` or `run`, started before the bundle loads: a worker thread
- * takes ~80 ms to boot here, which then overlaps the CLI's own start-up on the other core
- * instead of following it. `src/xml/ParseThread.ts` takes it from the global, or terminates
- * it when the run parses on the main thread. Unref'd until then (the CLI ends with
- * `process.exit` anyway). One that fails before it is taken leaves the global, so the CLI
- * starts another, which reports its own failure.
+ * takes ~50–80 ms to boot, which then overlaps the CLI's own start-up on the other core
+ * instead of following it; and it parses the first input meanwhile, on a guess it checks
+ * once told (src/xml/ParseAhead.ts), from the arguments after the subcommand.
+ * `src/xml/ParseThread.ts` takes it from the global, or terminates it when the run parses on
+ * the main thread. Unref'd until then (the CLI ends with `process.exit` anyway). One that
+ * fails before it is taken leaves the global, so the CLI starts another, which reports its
+ * own failure.
  */
 const prestartParseWorker = (): void => {
-  const command = subcommand(process.argv.slice(2))
-  if (command !== "ingest" && command !== "run") return
-  const worker = new Worker(new URL("./ParseWorker.js", import.meta.url))
+  const args = process.argv.slice(2)
+  const at = subcommandAt(args)
+  if (args[at] !== "ingest" && args[at] !== "run") return
+  const worker = new Worker(new URL("./ParseWorker.js", import.meta.url), {
+    workerData: { ahead: { args: args.slice(at + 1) } }
+  })
   worker.unref()
   const global = globalThis as Record<symbol, unknown>
   worker.on("error", () => {

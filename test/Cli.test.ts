@@ -187,6 +187,51 @@ describe("xml2pg CLI", () => {
     ])
   })
 
+  it("the worker parses its input ahead while the CLI starts: kept for the run when it guessed right, else dropped", async () => {
+    const file = path.join(dir, "parsed-ahead.xml")
+    writeXml(file, { groups: 8_000, eventsPerGroup: 2, seed: 45 })
+    // a rejects file that exists, named before the input: not taken for it
+    const rejects = path.join(dir, "ahead-rejects.ndjson")
+    fs.writeFileSync(rejects, "")
+    const debug = { ...baseEnv(), XML2PG_LOG_LEVEL: "debug" }
+    const ahead = (stderr: string) => {
+      const m = /parse worker: (\d+) bytes parsed ahead of the run, (kept|dropped)/.exec(stderr)
+      return m === null ? undefined : { bytes: Number(m[1]), kept: m[2] === "kept" }
+    }
+    const runs: Array<{ bytes: number; kept: boolean } | undefined> = []
+    for (const extra of [[], [], ["--batch-rows", "500"]]) {
+      const r = xml2pg(["ingest", "--schema", schema, "--rejects", rejects, ...extra, file], { env: debug })
+      assert.strictEqual(r.code, 0, r.stderr)
+      runs.push(ahead(r.stderr))
+    }
+    // the first two guessed right (the second is a new run, with a new id); other settings are not guessed
+    assert.deepStrictEqual(runs.map((a) => a?.kept), [true, true, false])
+    for (const a of runs) assert.isAbove(a!.bytes, 0)
+    // each run holds every row once, under its own id, the same rows whatever was parsed ahead
+    const staged = await query<{ run_id: number; groups: number; events: number; digest: string; batches: number }>(
+      `select r.run_id::int,
+              (select count(*)::int from "${schema}".stg_group_event g where g.run_id = r.run_id) as groups,
+              (select count(*)::int from "${schema}".stg_event e where e.run_id = r.run_id) as events,
+              (select md5(string_agg(concat_ws('|', e.ord, e.event_id, e.group_id, e.type, e.occurred_at, e.severity,
+                                               e.source, e.payload), ',' order by e.ord))
+                 from "${schema}".stg_event e where e.run_id = r.run_id) as digest,
+              (select count(*)::int from "${schema}".xml2pg_batch b where b.run_id = r.run_id) as batches
+       from "${schema}".xml2pg_run r where r.file = $1 order by r.run_id`,
+      [file]
+    )
+    assert.strictEqual(staged.length, 3)
+    assert.deepStrictEqual(
+      staged.map(({ groups, events, batches }) => ({ groups, events, batches })),
+      [
+        { groups: 8_000, events: 16_000, batches: 3 },
+        { groups: 8_000, events: 16_000, batches: 3 },
+        { groups: 8_000, events: 16_000, batches: 48 }
+      ]
+    )
+    assert.strictEqual(new Set(staged.map((s) => s.digest)).size, 1)
+    assert.strictEqual(fs.readFileSync(rejects, "utf8"), "")
+  })
+
   it("reads stdin with -, on the parse worker and on the main thread: the same rows as the file", async () => {
     const file = path.join(dir, "piped.xml")
     writeXml(file, { groups: 2000, eventsPerGroup: 2, seed: 21 })

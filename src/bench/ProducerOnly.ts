@@ -4,7 +4,6 @@
  * an ingest does, each batch's given back once counted, as a writer does once it is written.
  */
 import * as fs from "node:fs"
-import * as v8 from "node:v8"
 import { defaults } from "../config/Settings.js"
 import type { Batch, PieceSource } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
@@ -58,11 +57,11 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
     rows,
     rejects,
     maxRssKb: process.resourceUsage().maxRSS,
-    // the V8 heap limit and malloc's arenas show what the child ran under (stage 2' takes the CLI's)
+    // the V8 flags and malloc's arenas show what the child ran under (stage 2' takes the CLI's)
     detail: {
       batches,
       encodedBytes,
-      heapLimitMb: Math.round(v8.getHeapStatistics().heap_size_limit / 2 ** 20),
+      nodeFlags: process.execArgv,
       mallocArenaMax: process.env["MALLOC_ARENA_MAX"] ?? null
     }
   }

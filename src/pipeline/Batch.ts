@@ -123,6 +123,8 @@ abstract class TableEncoder {
   protected current: Buffer
   protected offset = 0
   rows = 0
+  /** the piece kept for the next rows is given back (a region given back twice would be handed out twice) */
+  private closed = false
   /** characters added but not encoded yet */
   abstract readonly pendingChars: number
 
@@ -136,6 +138,11 @@ abstract class TableEncoder {
   abstract add(ord: number, values: ReadonlyArray<string | null>): number
   /** Encodes what is pending; returns its bytes. */
   abstract flush(): number
+
+  /** the rows encoded and not handed over yet */
+  protected held(): Array<Buffer> {
+    return [...this.chunks, this.current.subarray(0, this.offset)]
+  }
 
   /** Starts a new piece if the current one has less than `size` bytes free. */
   protected room(size: number): void {
@@ -159,9 +166,18 @@ abstract class TableEncoder {
     return data
   }
 
-  /** Gives back the empty piece kept for the next rows: no more rows come. */
+  /** Gives back the empty piece kept for the next rows, once: no more rows come. */
   close(): void {
+    if (this.closed) return
+    this.closed = true
     this.source.reclaim(this.current)
+  }
+
+  /** Gives back every piece, rows and all: they will not be written. */
+  discard(): void {
+    for (const piece of this.chunks) this.source.reclaim(piece)
+    this.chunks = []
+    this.close()
   }
 }
 
@@ -211,13 +227,35 @@ class TextTable extends TableEncoder {
 /** `stagingPrefix` as binary fields, length words included: run_id and batch_seq (int4), ord (int8) */
 const PREFIX_BYTES = 8 + 8 + 12
 
+/**
+ * Sets the run_id of every binary COPY row in `piece`, rows a BinaryTable encoded (a row never
+ * straddles two pieces: see `room`). A row is a 16-bit field count, then each field as a 32-bit
+ * length (-1: null) and its bytes; run_id is the first field.
+ */
+export const setRunId = (piece: Uint8Array, runId: number): void => {
+  const view = new DataView(piece.buffer, piece.byteOffset, piece.byteLength)
+  let at = 0
+  while (at < piece.byteLength) {
+    const fields = view.getInt16(at)
+    at += 2
+    view.setInt32(at + 4, runId)
+    for (let i = 0; i < fields; i++) at += 4 + Math.max(0, view.getInt32(at))
+  }
+}
+
 /** Binary COPY rows, written straight into the pieces (the stream's header and trailer are the writer's). */
 class BinaryTable extends TableEncoder {
   private seq = 0
   readonly pendingChars = 0
 
-  constructor(private readonly runId: number, private readonly kinds: ReadonlyArray<BinaryKind>, source: PieceSource) {
+  constructor(private runId: number, private readonly kinds: ReadonlyArray<BinaryKind>, source: PieceSource) {
     super(source)
+  }
+
+  /** The rows held and those to come belong to run `runId`. */
+  rerun(runId: number): void {
+    this.runId = runId
+    for (const piece of this.held()) setRunId(piece, runId)
   }
 
   begin(seq: number): void {
@@ -310,6 +348,23 @@ export class BatchBuilder implements RecordSink {
 
   private encodePending(): void {
     for (const t of this.tables) this.bytes += t.flush()
+  }
+
+  /**
+   * The rows encoded so far and from now on belong to run `runId`: for rows parsed before the
+   * run existed (see ParseWorker.ts). The batches emitted already are the caller's to set
+   * (`setRunId`). Binary tables only: a text row's run_id has no fixed width.
+   */
+  rerun(runId: number): void {
+    for (const t of this.tables) {
+      if (!(t instanceof BinaryTable)) throw new Error("only binary COPY rows can change their run")
+      t.rerun(runId)
+    }
+  }
+
+  /** Drops the rows not emitted yet, their pieces given back; the builder takes no more rows. */
+  discard(): void {
+    for (const t of this.tables) t.discard()
   }
 
   /** Emits the last, partial batch; the builder takes no more rows. */

@@ -59,6 +59,12 @@ export interface WireBatch extends Omit<Batch, "tables" | "release"> {
   readonly tables: ReadonlyArray<{ readonly rows: number; readonly pieces: ReadonlyArray<WirePiece> }>
 }
 
+/** What parsing ahead of the first message did (see ParseAhead.ts): XML bytes parsed, and kept or not. */
+export interface Ahead {
+  readonly bytes: number
+  readonly kept: boolean
+}
+
 export type FromWorker =
   | {
     readonly _tag: "Batches"
@@ -71,6 +77,8 @@ export type FromWorker =
     readonly ended: boolean
     /** the range did not end at a record where it should have, and runs on (see Split.ts) */
     readonly overran: boolean
+    /** in the first answer of a worker that parsed ahead */
+    readonly ahead?: Ahead
   }
   | { readonly _tag: "Failed"; readonly offset: number; readonly reason: string }
   | { readonly _tag: "ReadFailed"; readonly reason: string }
@@ -334,9 +342,13 @@ export const workerBatches = <E = never, R = never>(
         regions.add(message.regions)
         const batches = message.batches.map(toBatch)
         countParsed(progress, message.xmlBytes, batches)
-        if (!message.overran || ranOn) return Effect.succeed(batches)
+        const told = message.ahead === undefined ? Effect.void : Effect.logDebug(
+          `parse worker: ${message.ahead.bytes} bytes parsed ahead of the run, ` +
+            (message.ahead.kept ? "kept" : "dropped (not the input or settings guessed)")
+        )
+        if (!message.overran || ranOn) return Effect.as(told, batches)
         ranOn = true
-        return Effect.as(overran, batches)
+        return Effect.as(Effect.zipRight(told, overran), batches)
       })
 
     /** Answers until fewer than `limit` chunks are with the worker; their batches in order. */

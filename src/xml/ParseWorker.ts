@@ -3,14 +3,17 @@
  * over the chunks the main thread posts, or over its file, read a chunk per request, and
  * posts back, per chunk, the batches it completed. The main thread keeps the event loop for
  * the COPY sockets; see `ParseThread.ts` for the protocol and `SharedPieces.ts` for the
- * batches' memory.
+ * batches' memory. The worker the CLI starts first may parse its input ahead of that first
+ * message (`ParseAhead.ts`).
  */
 import * as fs from "node:fs"
-import { parentPort } from "node:worker_threads"
+import { parentPort, workerData } from "node:worker_threads"
 import { causeMessage } from "../Errors.js"
-import type { Batch } from "../pipeline/Batch.js"
+import { type Batch, setRunId } from "../pipeline/Batch.js"
 import { fromWire } from "../shape/Shape.js"
-import type { FromWorker, ToWorker, WireBatch, WorkerInit } from "./ParseThread.js"
+import { collectEvery } from "./HeapCollection.js"
+import { AHEAD_LIMIT, type AheadHint, type Guess, guessInit, guessInput, sameParse } from "./ParseAhead.js"
+import type { Ahead, FromWorker, ToWorker, WireBatch, WorkerInit } from "./ParseThread.js"
 import { Producer, READ_CHUNK, toParseError } from "./Producer.js"
 import { WorkerRegions } from "./SharedPieces.js"
 
@@ -54,6 +57,11 @@ class FileReader {
     return this.position === this.limit
   }
 
+  /** The same reader on another descriptor of the same file. */
+  on(fd: number): FileReader {
+    return new FileReader(fd, this.position, this.limit)
+  }
+
   read(): Uint8Array | undefined {
     const want = Math.min(this.buffer.length, this.limit - this.position)
     if (want === 0) return undefined
@@ -76,6 +84,10 @@ interface Parsing {
   ended: boolean
   /** the range did not end at a record where it should have: it runs on to the end of the file */
   overran: boolean
+  /** batches parsed ahead of the first message, kept: the first answer's */
+  early: Array<Batch>
+  /** what became of the parse ahead, told in the first answer */
+  ahead: Ahead | undefined
 }
 
 const start = (init: WorkerInit): Parsing => ({
@@ -83,11 +95,18 @@ const start = (init: WorkerInit): Parsing => ({
   producer: new Producer({ ...init.options, doc: fromWire(init.shape) }, regions),
   reader: init.file === undefined ? undefined : new FileReader(init.file.fd, init.file.start, init.file.end),
   ended: false,
-  overran: false
+  overran: false,
+  early: [],
+  ahead: undefined
 })
 
 /** The batches for one message: its chunk, or the next chunk of the file; without one, the end of input. */
 const parse = (parsing: Parsing, message: ToWorker): Array<Batch> => {
+  if (parsing.early.length > 0) {
+    const early = parsing.early
+    parsing.early = []
+    return early
+  }
   if (parsing.ended) return []
   const reader = parsing.reader
   const chunk = message.read === undefined ? message.chunk : reader!.read()
@@ -108,30 +127,85 @@ const parse = (parsing: Parsing, message: ToWorker): Array<Batch> => {
 
 let parsing: Parsing | undefined = undefined
 
-/**
- * XML bytes between full collections of this thread's heap, where the CLI exposes `gc`
- * (`--expose-gc` on its shebang). Left to V8, the worker's old generation climbed from its
- * ~5 MB live set to ~18 MB (27 MB committed) between collections, every 300–400 MB of XML,
- * so a long load peaked higher than a short one (peak RSS of an ingest: 118–124 MB on 1 GB
- * against 105–110 MB on 100 MB). A full collection of that live set takes 6–12 ms, 16 per GB;
- * with them 1 GB peaked at 111–114 MB and 100 MB the same as before, at the same speed within
- * the noise (docs/benchmarks.md, session 14).
- */
-const GC_EVERY = 64 * 2 ** 20
-const gc = (globalThis as { gc?: () => void }).gc
-/** XML bytes parsed since the last full collection, over every input this thread parsed */
-let sinceGc = 0
+/** The first input, parsed ahead on a guess (see ParseAhead.ts), until the first message. */
+interface ParsedAhead {
+  readonly guess: Guess
+  /** the guessed file, opened here */
+  readonly fd: number
+  readonly parsing: Parsing
+  readonly batches: Array<Batch>
+}
 
-const collectEvery = (parsed: number): void => {
-  sinceGc += parsed
-  if (gc === undefined || sinceGc < GC_EVERY) return
-  gc()
-  sinceGc = 0
+let ahead: ParsedAhead | undefined = undefined
+
+const startAhead = (hint: AheadHint): ParsedAhead | undefined => {
+  const file = guessInput(hint)
+  if (file === undefined) return undefined
+  let fd: number | undefined
+  try {
+    fd = fs.openSync(file, "r")
+    const guess = guessInit(file, fd)
+    return { guess, fd, parsing: start(guess.init), batches: [] }
+  } catch {
+    // gone since it was guessed: nothing is parsed ahead
+    if (fd !== undefined) fs.closeSync(fd)
+    return undefined
+  }
+}
+
+/** One chunk ahead per turn of the event loop, so that the first message is taken as it comes. */
+const stepAhead = (): void => {
+  const a = ahead
+  if (a === undefined) return
+  try {
+    const before = a.parsing.producer.bytes
+    a.batches.push(...parse(a.parsing, { read: true }))
+    collectEvery(a.parsing.producer.bytes - before)
+  } catch {
+    // a broken input is the run's to report, parsed again as it is told
+    ahead = undefined
+    return dropAhead(a)
+  }
+  if (!a.parsing.ended && a.parsing.producer.bytes < AHEAD_LIMIT) setImmediate(stepAhead)
+}
+
+const dropAhead = (a: ParsedAhead): void => {
+  for (const b of a.batches) for (const t of b.tables) for (const c of t.chunks) regions.reclaim(c)
+  a.parsing.producer.discard()
+  fs.closeSync(a.fd)
+}
+
+/**
+ * The parse of the input `init` names: the one ahead, carried on from where it got to, if it
+ * guessed right; else a new one, and what was parsed ahead is dropped.
+ */
+const begin = (init: WorkerInit): Parsing => {
+  const a = ahead
+  ahead = undefined
+  if (a === undefined) return start(init)
+  const bytes = a.parsing.producer.bytes
+  if (!sameParse(a.guess, init)) {
+    dropAhead(a)
+    return { ...start(init), ahead: { bytes, kept: false } }
+  }
+  const runId = init.options.runId
+  for (const b of a.batches) for (const t of b.tables) for (const c of t.chunks) setRunId(c, runId)
+  a.parsing.producer.rerun(runId)
+  // read on from the main thread's descriptor, which it closes when the input ends
+  const reader = a.parsing.reader!.on(init.file!.fd)
+  fs.closeSync(a.fd)
+  return { ...a.parsing, reader, early: a.batches, ahead: { bytes, kept: true } }
+}
+
+const hint = (workerData as { ahead?: AheadHint } | null)?.ahead
+if (hint !== undefined) {
+  ahead = startAhead(hint)
+  setImmediate(stepAhead)
 }
 
 port.on("message", (message: ToWorker) => {
   if (message.init !== undefined) {
-    parsing = start(message.init)
+    parsing = begin(message.init)
     return
   }
   if (message.release !== undefined) return regions.release(message.release)
@@ -147,8 +221,10 @@ port.on("message", (message: ToWorker) => {
       regions: regions.takeNew(),
       xmlBytes,
       ended: current.ended,
-      overran: current.overran
+      overran: current.overran,
+      ...(current.ahead === undefined ? {} : { ahead: current.ahead })
     }, transfer)
+    current.ahead = undefined
     // after the post: the main thread has the batches while this thread collects
     collectEvery(xmlBytes - before)
   } catch (e) {

@@ -180,6 +180,16 @@ export class Producer {
     return this.xmlBytes
   }
 
+  /** The rows encoded so far, and those to come, belong to run `runId` (see `BatchBuilder.rerun`). */
+  rerun(runId: number): void {
+    this.builder.rerun(runId)
+  }
+
+  /** Drops what is parsed and not taken, its pieces given back; the producer takes no more input. */
+  discard(): void {
+    this.builder.discard()
+  }
+
   /** Parses a chunk; returns the batches it completed. Throws XmlParseError. */
   write(bytes: Uint8Array): Array<Batch> {
     const parser = this.parser ?? this.start()

@@ -13,6 +13,7 @@ import { pipeline, type Readable, Transform } from "node:stream"
 import * as zlib from "node:zlib"
 import { ReadError, type XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
+import { collectEvery } from "./HeapCollection.js"
 import { Producer, type ProducerOptions, READ_CHUNK, toParseError } from "./Producer.js"
 /**
  * Counters the producer keeps as it goes; read by progress reporting.
@@ -171,6 +172,8 @@ export const inputChunks = (input: OpenedInput, file: string): Stream.Stream<Uin
 
 /** Counts parsed batches into the input's progress; `xmlBytes`: parsed so far. */
 export const countParsed = (progress: ReadProgress, xmlBytes: number, batches: ReadonlyArray<Batch>): void => {
+  // the main thread's heap holds what the batches' handling allocates, in step with the XML
+  collectEvery(xmlBytes - progress.xmlBytes)
   progress.xmlBytes = xmlBytes
   for (const b of batches) {
     progress.records += b.rows + b.rejects.length
