@@ -135,6 +135,14 @@ describe("xml2pg CLI", () => {
     assert.strictEqual(notANumber.code, 2)
     const badEnv = xml2pg(["ingest", "--schema", schema, "x.xml"], { env: { ...baseEnv(), XML2PG_WRITERS: "many" } })
     assert.strictEqual(badEnv.code, 2)
+    for (const parsers of ["0", "65", "two"]) {
+      const badParsers = xml2pg(["ingest", "--schema", schema, "--parsers", parsers, "x.xml"])
+      assert.strictEqual(badParsers.code, 2, parsers)
+      assert.include(badParsers.stdout + badParsers.stderr, "--parsers must be auto or in 1..64")
+      const badParsersEnv = xml2pg(["ingest", "--schema", schema, "x.xml"], { env: { ...baseEnv(), XML2PG_PARSERS: parsers } })
+      assert.strictEqual(badParsersEnv.code, 2, parsers)
+      assert.include(badParsersEnv.stdout + badParsersEnv.stderr, "XML2PG_PARSERS must be auto or in 1..64")
+    }
   })
 
   it("ingests a clean file: exit 0, summary on stderr, nothing on stdout", async () => {

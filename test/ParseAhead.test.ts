@@ -47,27 +47,31 @@ describe("parsing ahead: the guess", () => {
       // what the main thread sends: a run's id, its own descriptor
       const told = (change: (init: WorkerInit) => WorkerInit = (i) => i): WorkerInit =>
         change({ ...guess.init, options: { ...guess.init.options, runId: 12 }, file: { fd: other, start: 0 } })
-      assert.isTrue(sameParse(guess, told()))
+      assert.isTrue(sameParse(guess, told(), 4096))
+      // the first range of the file, not passed yet
+      const firstRange = (end: number) => told((i) => ({ ...i, file: { fd: other, start: 0, end } }))
+      assert.isTrue(sameParse(guess, firstRange(4096), 4096))
+      assert.isFalse(sameParse(guess, firstRange(4095), 4096))
       const differ: Record<string, (init: WorkerInit) => WorkerInit> = {
         "batch rows": (i) => ({ ...i, options: { ...i.options, limits: { ...i.options.limits, rows: 50 } } }),
         "strict": (i) => ({ ...i, options: { ...i.options, recover: false } }),
         "text COPY": (i) => ({ ...i, options: { ...i.options, formats: ["text", "binary"] } }),
         "a resumed run": (i) => ({ ...i, options: { ...i.options, resumeAt: { byte: 100, seq: 2, ord: 3 } } }),
         "another path to it": (i) => ({ ...i, options: { ...i.options, file: `./${path.relative(".", file)}` } }),
-        "a range": (i) => ({ ...i, file: { fd: other, start: 0, end: 1000 } }),
+        "a later range": (i) => ({ ...i, file: { fd: other, start: 1000 } }),
         "chunks posted": (i) => ({ ...i, file: undefined }),
         "another shape": (i) => ({ ...i, shape: { ...i.shape, root: "other" } })
       }
-      for (const [what, change] of Object.entries(differ)) assert.isFalse(sameParse(guess, told(change)), what)
+      for (const [what, change] of Object.entries(differ)) assert.isFalse(sameParse(guess, told(change), 4096), what)
       // another file, then the same file changed
       const elsewhere = fs.openSync(xmlFile("elsewhere.xml"), "r")
       try {
-        assert.isFalse(sameParse(guess, told((i) => ({ ...i, file: { fd: elsewhere, start: 0 } }))))
+        assert.isFalse(sameParse(guess, told((i) => ({ ...i, file: { fd: elsewhere, start: 0 } })), 4096))
       } finally {
         fs.closeSync(elsewhere)
       }
       fs.appendFileSync(file, "\n")
-      assert.isFalse(sameParse(guess, told()))
+      assert.isFalse(sameParse(guess, told(), 4096))
     } finally {
       fs.closeSync(fd)
       fs.closeSync(other)

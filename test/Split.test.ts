@@ -1,11 +1,13 @@
 import * as SqlClient from "@effect/sql/SqlClient"
-import { assert, layer } from "@effect/vitest"
+import { assert, describe, it, layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { qualify } from "../src/db/Identifiers.js"
 import { renderXml } from "../src/generate/Generator.js"
-import { rangeOf, splitPoints } from "../src/xml/Split.js"
+import { parseParsers } from "../src/config/Settings.js"
+import { AUTO_SPLIT_BYTES, parsersFor, rangeOf, splitPoints } from "../src/xml/Split.js"
 import { Xml2Pg } from "../src/Xml2Pg.js"
 import { expectedRows, newSchema, settingsFor, stagedRows, TestLoader, tmpDir } from "./utils.js"
 
@@ -49,6 +51,23 @@ const withFalseEnd = (): string => {
   const comment = `<!--${"x".repeat(pad)} </group>\n  <group id="1" code="G-fake" created_at="2026-01-01T00:00:00Z"> -->\n`
   return xml.slice(0, cut) + comment + xml.slice(cut)
 }
+
+describe("how many ranges", () => {
+  it("the parsers setting: auto, or a whole number in 1..64", () => {
+    const parsed = ["auto", "1", "2", "64", "0", "65", "01", "2.5", "-2", "", "Auto", "two"].map(parseParsers)
+    assert.deepStrictEqual(parsed, ["auto", 1, 2, 64, undefined, undefined, undefined, undefined, undefined, undefined, undefined, undefined])
+  })
+
+  it("auto splits a file of 64 MiB or more in two on 2 CPUs or more; a number is taken as given", () => {
+    const two = os.availableParallelism() >= 2 ? 2 : 1
+    assert.deepStrictEqual(
+      [parsersFor("auto", 0), parsersFor("auto", AUTO_SPLIT_BYTES - 1), parsersFor("auto", AUTO_SPLIT_BYTES)],
+      [1, 1, two]
+    )
+    assert.strictEqual(AUTO_SPLIT_BYTES, 64 * 2 ** 20)
+    assert.deepStrictEqual([parsersFor(1, 2 ** 40), parsersFor(3, 1000)], [1, 3])
+  })
+})
 
 layer(TestLoader(schema), { excludeTestServices: true, timeout: 120_000 })("one file parsed in ranges", (it) => {
   it("range ends fall just past a record's end tag, before the next tag", () => {

@@ -8,7 +8,7 @@ import * as Options from "@effect/cli/Options"
 import type * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { type IngestSettings, SettingConfigs } from "../config/Settings.js"
+import { type IngestSettings, parseParsers, SettingConfigs } from "../config/Settings.js"
 import { Xml2Pg } from "../Xml2Pg.js"
 import { connection, withDatabase } from "./Database.js"
 import { dbCommand } from "./DbCommand.js"
@@ -79,10 +79,16 @@ const ingestOptions = {
     Options.withDescription("parse on a worker thread (default); --no-parse-worker parses on the main thread"),
     Options.withFallbackConfig(SettingConfigs.parseWorker)
   ),
-  parsers: Options.integer("parsers").pipe(
-    Options.withDescription("parse workers for one plain file, each taking a byte range of it; 1: no split"),
+  parsers: Options.text("parsers").pipe(
+    Options.withDescription(
+      "parse workers for one plain file, each taking a byte range of it; 1: no split; " +
+        "auto (default): 2 for 64 MiB or more on 2 CPUs or more"
+    ),
     Options.withFallbackConfig(SettingConfigs.parsers),
-    Options.filterMap((n) => (n >= 1 && n <= 64 ? Option.some(n) : Option.none()), "--parsers must be in 1..64")
+    Options.filterMap(
+      (v) => (typeof v === "string" ? Option.fromNullable(parseParsers(v)) : Option.some(v)),
+      "--parsers must be auto or in 1..64"
+    )
   ),
   maxErrors: Options.integer("max-errors").pipe(
     Options.withDescription("stop the run after more rejected records than this (committed batches stay)"),

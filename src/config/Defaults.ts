@@ -40,9 +40,10 @@ export interface IngestSettings {
   readonly parseWorker: boolean
   /**
    * parse workers for one plain file, each taking a byte range of it (see Split.ts); 1: no
-   * split. A run keeps the ranges it began with.
+   * split; "auto" (default): 2 for a file of 64 MiB or more on a machine of 2 CPUs or more,
+   * else 1 (see `parsersFor`). A run keeps the ranges it began with.
    */
-  readonly parsers: number
+  readonly parsers: number | "auto"
 }
 
 /**
@@ -66,5 +67,5 @@ export const defaults: IngestSettings = {
   strict: false,
   maxErrors: null,
   parseWorker: true,
-  parsers: 1
+  parsers: "auto"
 }

@@ -5,10 +5,24 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { defaults, type IngestSettings } from "./Defaults.js"
 
 export { defaults, type IngestSettings }
+
+/**
+ * A `parsers` setting from text: "auto", or a whole number in 1..64; undefined if neither.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const parseParsers = (text: string): number | "auto" | undefined => {
+  if (text === "auto") return "auto"
+  const n = /^[1-9][0-9]?$/.test(text) ? Number(text) : 0
+  return n >= 1 && n <= 64 ? n : undefined
+}
 
 const positive = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -44,8 +58,13 @@ export const SettingConfigs = {
     Config.map(Option.getOrNull)
   ),
   parseWorker: Config.boolean("XML2PG_PARSE_WORKER").pipe(Config.withDefault(defaults.parseWorker)),
-  parsers: Config.integer("XML2PG_PARSERS").pipe(
-    Config.validate({ message: "XML2PG_PARSERS must be in 1..64", validation: (n) => n >= 1 && n <= 64 }),
+  parsers: Config.string("XML2PG_PARSERS").pipe(
+    Config.mapOrFail((text) => {
+      const parsers = parseParsers(text)
+      return parsers === undefined
+        ? Either.left(ConfigError.InvalidData([], "XML2PG_PARSERS must be auto or in 1..64"))
+        : Either.right(parsers)
+    }),
     Config.withDefault(defaults.parsers)
   )
 } as const

@@ -37,7 +37,7 @@ import * as Metrics from "../metrics/Metrics.js"
 import { type DocumentShape, recordShapes, toWire } from "../shape/Shape.js"
 import { dropPrestartedWorker, type ParseWorkers, startParseWorker, workerBatches } from "../xml/ParseThread.js"
 import type { ProducerOptions, ResumePoint } from "../xml/Producer.js"
-import { RANGE_ORDS, RANGE_SEQS, rangeOf, splitPoints } from "../xml/Split.js"
+import { parsersFor, RANGE_ORDS, RANGE_SEQS, rangeOf, splitPoints } from "../xml/Split.js"
 import { batches, type InputInfo, inspectInput, type OpenedInput, openInput } from "../xml/XmlSource.js"
 import { type Batch, type CopyFormats, tableFormats } from "./Batch.js"
 import { logProgress, type ProgressReporter } from "./Progress.js"
@@ -199,9 +199,9 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     yield* checkStagingTables(doc, settings.schema, formats)
     // a run keeps the ranges it split its input into, as it keeps its batch limits
     const ranges = unfinished?.ranges ??
-      (wire === undefined || settings.parsers < 2 || info.gzip || info.size === undefined
+      (wire === undefined || info.gzip || info.size === undefined
         ? []
-        : splitPoints(file, info.size, settings.parsers, doc.record.element))
+        : splitPoints(file, info.size, parsersFor(settings.parsers, info.size), doc.record.element))
     if (ranges.length > 0 && wire === undefined) {
       return yield* new ResumeError({
         file,

@@ -3,7 +3,7 @@
  * would idle while the CLI loads, reads its settings, connects and opens the run: 0.06 s here,
  * 0.2–0.3 s on slower machines, with the parser cold at first. So it parses the first input
  * meanwhile, on a guess of what it will be told: the first argument that names a plain XML
- * file, with the default settings and shape. When told, it keeps what it parsed only if the
+ * file, with the default settings and shape (or its first range, when it is split). When told, it keeps what it parsed only if the
  * guess was right to the letter (the same file, still unchanged, the same shape and options
  * but for the run's id, which it then sets in the rows); else it drops it, as if it had
  * never started. It stops after `AHEAD_LIMIT` bytes of XML, so what it holds stays small.
@@ -100,12 +100,13 @@ const unchanged = (state: FileState, fd: number): boolean => {
 }
 
 /**
- * Whether `init` asks for the parse `guess` made but for the run's id: the same shape and
- * options, the whole of the same file, unchanged since (by device, inode, size and
- * modification time), and binary COPY rows, whose run_id can be set afterwards.
+ * Whether `init` asks for the parse `guess` made, now at byte `parsedTo`, but for the run's id:
+ * the same shape and options; the same file, unchanged since (by device, inode, size and
+ * modification time), from its start, to its end or to a range's end not passed yet; and
+ * binary COPY rows, whose run_id can be set afterwards.
  */
-export const sameParse = ({ init: guess, state }: Guess, init: WorkerInit): boolean =>
-  init.file !== undefined && init.file.start === 0 && init.file.end === undefined &&
+export const sameParse = ({ init: guess, state }: Guess, init: WorkerInit, parsedTo: number): boolean =>
+  init.file !== undefined && init.file.start === 0 && (init.file.end === undefined || parsedTo <= init.file.end) &&
   isDeepStrictEqual(init.shape, guess.shape) &&
   isDeepStrictEqual({ ...init.options, runId: guess.options.runId }, guess.options) &&
   guess.options.formats?.every((f) => f === "binary") === true &&

@@ -57,9 +57,9 @@ class FileReader {
     return this.position === this.limit
   }
 
-  /** The same reader on another descriptor of the same file. */
-  on(fd: number): FileReader {
-    return new FileReader(fd, this.position, this.limit)
+  /** The same reader on another descriptor of the same file, to end at `end`. */
+  on(fd: number, end: number | undefined): FileReader {
+    return new FileReader(fd, this.position, end)
   }
 
   read(): Uint8Array | undefined {
@@ -184,15 +184,15 @@ const begin = (init: WorkerInit): Parsing => {
   ahead = undefined
   if (a === undefined) return start(init)
   const bytes = a.parsing.producer.bytes
-  if (!sameParse(a.guess, init)) {
+  if (!sameParse(a.guess, init, bytes)) {
     dropAhead(a)
     return { ...start(init), ahead: { bytes, kept: false } }
   }
   const runId = init.options.runId
   for (const b of a.batches) for (const t of b.tables) for (const c of t.chunks) setRunId(c, runId)
   a.parsing.producer.rerun(runId)
-  // read on from the main thread's descriptor, which it closes when the input ends
-  const reader = a.parsing.reader!.on(init.file!.fd)
+  // read on from the main thread's descriptor, which it closes when the input ends, up to the range's end if any
+  const reader = a.parsing.reader!.on(init.file!.fd, init.file!.end)
   fs.closeSync(a.fd)
   return { ...a.parsing, reader, early: a.batches, ahead: { bytes, kept: true } }
 }
