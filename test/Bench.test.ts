@@ -80,7 +80,7 @@ describe("npm run bench", () => {
       assert.isAbove(size.input.bytes, 1e6)
 
       const byId = new Map(size.stages.map((s) => [s.id, s]))
-      for (const id of ["1", "1n", "2", "2f", "3", "4"] as const) {
+      for (const id of ["1", "1n", "2", "2f", "3", "4", "4p"] as const) {
         const s = byId.get(id)
         assert.isDefined(s, `stage ${id}`)
         assert.isUndefined(s!.skipped)
@@ -90,7 +90,7 @@ describe("npm run bench", () => {
         assert.isAbove(s!.peakRssMb, 10, `stage ${id} RSS`)
         assert.strictEqual(s!.xmlBytes, size.input.bytes)
       }
-      for (const id of ["2", "2f", "3", "4"] as const) {
+      for (const id of ["2", "2f", "3", "4", "4p"] as const) {
         assert.strictEqual(byId.get(id)!.rows, size.input.rows, `stage ${id} rows`)
       }
       // stage 2' runs under the CLI's V8 flags (a 3 MiB young generation), stage 2 under V8's defaults
@@ -100,7 +100,7 @@ describe("npm run bench", () => {
       // and with the malloc arenas the shebang sets
       assert.strictEqual(byId.get("2f")!.runs[0]!.detail!["mallocArenaMax"], "2")
       assert.strictEqual(byId.get("2")!.runs[0]!.detail!["mallocArenaMax"], process.env["MALLOC_ARENA_MAX"] ?? null)
-      for (const key of ["4/1", "4/2", "4/2'", "4/3", "2/1", "2/1'"]) assert.isAbove(size.ratios[key]!, 0, key)
+      for (const key of ["4/1", "4/2", "4/2'", "4/3", "4p/2", "2/1", "2/1'"]) assert.isAbove(size.ratios[key]!, 0, key)
       // the ingest's CPU: its own (a parse of the whole file at least), the local server's for
       // the COPY, and the floor they put under its wall time on this machine's CPUs
       const ingest = byId.get("4")!

@@ -35,6 +35,7 @@ import {
   type EndToEndRun,
   endToEndStage,
   finalizeAvailable,
+  oneParserStage,
   producerStage,
   rawSaxesStage,
   type RunMeasure,
@@ -165,6 +166,7 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
       }
       if (encoded !== undefined) add("3", yield* copyStage(ctx, input, encoded))
       if (o.stages.has(4) || o.stages.has(5)) runs.push(yield* endToEndStage(ctx, input, merge))
+      if (o.stages.has(4)) add("4p", yield* oneParserStage(ctx, input))
       // set only when stage 6 was asked for and a Python here can run it
       if (ctx.seedPython !== undefined) add("6", yield* seedPythonStage(ctx, input, ctx.seedPython))
     }
@@ -177,6 +179,8 @@ const benchOneSize = (ctx: BenchContext, o: BenchOptions, sizeMb: number, hasFin
     let trace: Trace | undefined
     if (runs.length > 0) {
       out.push(summarize("4", runs.map((r) => r.ingest)))
+      const oneParser = measures.get("4p")
+      if (oneParser !== undefined) out.push(summarize("4p", oneParser))
       if (o.stages.has(5)) {
         if (merge === undefined) {
           for (const id of ["5a", "5as", "5b", "5c", "5cs"] as const) out.push(skipped(id, "finalize not available"))

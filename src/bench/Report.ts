@@ -29,6 +29,8 @@ export interface Ratios {
   /** stage 4 against the producer under the CLI's V8 flags: the pipeline's cost apart from theirs */
   readonly "4/2'"?: number
   readonly "4/3"?: number
+  /** stage 4 with one parser against the producer: what the pipeline adds to a single parse */
+  readonly "4p/2"?: number
   readonly "2/1"?: number
   /** the producer against saxes fed and set up as the producer has it: what the pipeline adds to the parse */
   readonly "2/1'"?: number
@@ -155,7 +157,12 @@ export const skipped = (id: StageId, reason: string): StageReport => ({
 const measured = (stages: ReadonlyArray<StageReport>, id: StageId) =>
   stages.find((s) => s.id === id && s.skipped === undefined && s.runs.length > 0)
 
-const ratiosOf = (stages: ReadonlyArray<StageReport>, ingestMbps: number | undefined): Ratios => {
+/** `ingestMbps` and `oneParserMbps`: stages 4 and 4p, as they are or without their start-up */
+const ratiosOf = (
+  stages: ReadonlyArray<StageReport>,
+  ingestMbps: number | undefined,
+  oneParserMbps: number | undefined
+): Ratios => {
   const mbps = (id: StageId) => measured(stages, id)?.mbPerSecond
   const out: Record<string, number> = {}
   const put = (key: keyof Ratios, a: number | undefined, b: number | undefined) => {
@@ -165,16 +172,17 @@ const ratiosOf = (stages: ReadonlyArray<StageReport>, ingestMbps: number | undef
   put("4/2", ingestMbps, mbps("2"))
   put("4/2'", ingestMbps, mbps("2f"))
   put("4/3", ingestMbps, mbps("3"))
+  put("4p/2", oneParserMbps, mbps("2"))
   put("2/1", mbps("2"), mbps("1"))
   put("2/1'", mbps("2"), mbps("1n"))
   return out
 }
 
 /** the ratios reported, in the order they are printed */
-const RATIO_KEYS = ["4/1", "4/2", "4/2'", "4/3", "2/1", "2/1'"] as const satisfies ReadonlyArray<keyof Ratios>
+const RATIO_KEYS = ["4/1", "4/2", "4/2'", "4/3", "4p/2", "2/1", "2/1'"] as const satisfies ReadonlyArray<keyof Ratios>
 
 /** stages whose ratios are reported */
-const RATIO_STAGES: ReadonlyArray<StageId> = ["1", "1n", "2", "2f", "3", "4"]
+const RATIO_STAGES: ReadonlyArray<StageId> = ["1", "1n", "2", "2f", "3", "4", "4p"]
 
 /** The ratios of each round, from every stage's run of that round, when there are rounds. */
 const ratiosByRound = (stages: ReadonlyArray<StageReport>): Array<Ratios> => {
@@ -187,7 +195,7 @@ const ratiosByRound = (stages: ReadonlyArray<StageReport>): Array<Ratios> => {
   if (rounds < 2) return []
   return Array.from({ length: rounds }, (_, round) => {
     const ofRound = timed.map((s) => ({ ...s, mbPerSecond: s.xmlBytes / 1e6 / s.runs[round]!.seconds }))
-    return ratiosOf(ofRound, measured(ofRound, "4")?.mbPerSecond)
+    return ratiosOf(ofRound, measured(ofRound, "4")?.mbPerSecond, measured(ofRound, "4p")?.mbPerSecond)
   })
 }
 
@@ -215,9 +223,9 @@ export const sizeReport = (
   cpus: number
 ): SizeReport => {
   const ingest = measured(stages, "4")
-  const excl = ingest?.startupSeconds === undefined
-    ? undefined
-    : ingest.xmlBytes / 1e6 / (ingest.seconds - ingest.startupSeconds)
+  const oneParser = measured(stages, "4p")
+  const withoutStartup = (s: StageReport | undefined) =>
+    s?.startupSeconds === undefined ? undefined : s.xmlBytes / 1e6 / (s.seconds - s.startupSeconds)
   const firstLoad = loadVsPython(input.bytes, [ingest, measured(stages, "5a")])
   const mergeLoad = merge === undefined
     ? undefined
@@ -242,8 +250,8 @@ export const sizeReport = (
     input,
     ...(merge === undefined ? {} : { merge }),
     stages,
-    ratios: ratiosOf(stages, ingest?.mbPerSecond),
-    ratiosExcludingStartup: ratiosOf(stages, excl),
+    ratios: ratiosOf(stages, ingest?.mbPerSecond, oneParser?.mbPerSecond),
+    ratiosExcludingStartup: ratiosOf(stages, withoutStartup(ingest), withoutStartup(oneParser)),
     ratiosByRound: ratiosByRound(stages),
     python: {
       baselineMbPerSecond: PYTHON_BASELINE_MBPS,
@@ -306,7 +314,7 @@ export const formatSize = (r: SizeReport, repeat: number): string => {
   const ratios = ratioText(r.ratios)
   if (ratios !== "") lines.push(`ratios of MB/s: ${ratios}`)
   const excl = ratioText(r.ratiosExcludingStartup)
-  if (excl !== "") lines.push(`  stage 4 without process start-up: ${excl}`)
+  if (excl !== "") lines.push(`  stages 4 and 4p without process start-up: ${excl}`)
   const byRound = RATIO_KEYS.flatMap((k) => {
     const values = r.ratiosByRound.flatMap((ratios) => (ratios[k] === undefined ? [] : [fixed(ratios[k]!, 2)]))
     return values.length === 0 ? [] : [`${k} ${values.join(" ")}`]

@@ -21,7 +21,7 @@ import type { SaxesVariant } from "./RawSaxes.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
 /** "1n" is stage 1': it was saxes with namespaces and positions off ("no-position") before it was fed as the producer feeds it */
-export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "5a" | "5as" | "5b" | "5c" | "5cs" | "6"
+export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "4p" | "5a" | "5as" | "5b" | "5c" | "5cs" | "6"
 
 export const stageNames: Record<StageId, string> = {
   "1": "raw saxes, default options",
@@ -30,6 +30,7 @@ export const stageNames: Record<StageId, string> = {
   "2f": "producer, the CLI's V8 flags",
   "3": `COPY only, ${defaults.writers} writers`,
   "4": "ingest CLI, end to end",
+  "4p": "ingest CLI, one parser (--parsers 1)",
   "5a": "finalize, first load",
   "5as": "its SQL alone, psql -f",
   "5b": "ingest CLI, merge file",
@@ -387,6 +388,20 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         return out
       })
       return yield* (twin === undefined ? body : withSchema(ctx, () => body, twin))
+    }))
+
+/**
+ * Stage 4 with one parser (`--parsers 1`), in a fresh schema: what the pipeline adds to a single
+ * producer, where stage 4 may parse a large file in two ranges (`--parsers auto`).
+ */
+export const oneParserStage = (ctx: BenchContext, input: InputFile) =>
+  withSchema(ctx, (schema) =>
+    Effect.gen(function*() {
+      yield* Effect.logInfo(`stage 4p: ingest ${path.basename(input.file)} with one parser into ${schema}`)
+      const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
+      const args = ["ingest", "--schema", schema, "--parsers", "1", "--rejects", rejects, input.file]
+      const { run } = yield* ingestRun(ctx, args, input, schema)
+      return run
     }))
 
 // == the seed's Python design
