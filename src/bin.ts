@@ -154,7 +154,8 @@ const PRESTARTED = Symbol.for("xml2pg.prestartedParseWorker")
  * The parse worker of an `ingest` or `run`, started before the bundle loads: a worker thread
  * takes ~50–80 ms to boot, which then overlaps the CLI's own start-up on the other core
  * instead of following it; and it parses the first input meanwhile, on a guess it checks
- * once told (src/xml/ParseAhead.ts), from the arguments after the subcommand.
+ * once told (src/xml/ParseAhead.ts), from the arguments after the subcommand; not on one CPU,
+ * where it would only slow the start-up it is meant to overlap.
  * `src/xml/ParseThread.ts` takes it from the global, or terminates it when the run parses on
  * the main thread. Unref'd until then (the CLI ends with `process.exit` anyway). One that
  * fails before it is taken leaves the global, so the CLI starts another, which reports its
@@ -164,9 +165,8 @@ const prestartParseWorker = (): void => {
   const args = process.argv.slice(2)
   const at = subcommandAt(args)
   if (args[at] !== "ingest" && args[at] !== "run") return
-  const worker = new Worker(new URL("./ParseWorker.js", import.meta.url), {
-    workerData: { ahead: { args: args.slice(at + 1) } }
-  })
+  const ahead = os.availableParallelism() >= 2 ? { ahead: { args: args.slice(at + 1) } } : {}
+  const worker = new Worker(new URL("./ParseWorker.js", import.meta.url), { workerData: ahead })
   worker.unref()
   const global = globalThis as Record<symbol, unknown>
   worker.on("error", () => {
@@ -176,6 +176,8 @@ const prestartParseWorker = (): void => {
 }
 
 prestartParseWorker()
+// the main thread collects its heap every 64 MiB of XML too (src/xml/HeapCollection.ts)
+;(globalThis as Record<symbol, unknown>)[Symbol.for("xml2pg.mainThreadCollects")] = true
 // `process.sourceMapsEnabled` is from Node 20.7
 const sourceMaps = process.sourceMapsEnabled ?? process.execArgv.includes("--enable-source-maps")
 if (sourceMaps) createRequire(import.meta.url)(file)

@@ -196,46 +196,51 @@ describe("xml2pg CLI", () => {
   })
 
   it("the worker parses its input ahead while the CLI starts: kept for the run when it guessed right, else dropped", async () => {
+    // past AHEAD_LIMIT (16 MiB), and with a first range of more than that: the worker hands
+    // over mid-file, to the main thread's descriptor, and checks a kept first range at its end
     const file = path.join(dir, "parsed-ahead.xml")
-    writeXml(file, { groups: 8_000, eventsPerGroup: 2, seed: 45 })
+    writeXml(file, { groups: 52_000, eventsPerGroup: 2, seed: 45 })
+    const size = fs.statSync(file).size
+    assert.isAbove(size, 2 * 16 * 2 ** 20)
     // a rejects file that exists, named before the input: not taken for it
     const rejects = path.join(dir, "ahead-rejects.ndjson")
     fs.writeFileSync(rejects, "")
     const debug = { ...baseEnv(), XML2PG_LOG_LEVEL: "debug" }
-    const ahead = (stderr: string) => {
-      const m = /parse worker: (\d+) bytes parsed ahead of the run, (kept|dropped)/.exec(stderr)
-      return m === null ? undefined : { bytes: Number(m[1]), kept: m[2] === "kept" }
-    }
-    const runs: Array<{ bytes: number; kept: boolean } | undefined> = []
-    for (const extra of [[], [], ["--batch-rows", "500"]]) {
-      const r = xml2pg(["ingest", "--schema", schema, "--rejects", rejects, ...extra, file], { env: debug })
+    const ahead = (stderr: string) => /parse worker: (\d+) bytes parsed ahead of the run, (kept|dropped: .*)/.exec(stderr)
+    const loads: Array<[ReadonlyArray<string>, NodeJS.ProcessEnv]> = [
+      [[], debug],
+      // two ranges, set from the environment
+      [[], { ...debug, XML2PG_PARSERS: "2" }],
+      [["--batch-rows", "5000"], debug],
+      [["--no-parse-worker"], debug]
+    ]
+    const told: Array<[number, string] | undefined> = []
+    for (const [extra, env] of loads) {
+      const r = xml2pg(["ingest", "--schema", schema, "--rejects", rejects, ...extra, file], { env })
       assert.strictEqual(r.code, 0, r.stderr)
-      runs.push(ahead(r.stderr))
+      const m = ahead(r.stderr)
+      told.push(m === null ? undefined : [Number(m[1]), m[2]!])
     }
-    // the first two guessed right (the second is a new run, with a new id); other settings are not guessed
-    assert.deepStrictEqual(runs.map((a) => a?.kept), [true, true, false])
-    for (const a of runs) assert.isAbove(a!.bytes, 0)
-    // each run holds every row once, under its own id, the same rows whatever was parsed ahead
-    const staged = await query<{ run_id: number; groups: number; events: number; digest: string; batches: number }>(
-      `select r.run_id::int,
-              (select count(*)::int from "${schema}".stg_group_event g where g.run_id = r.run_id) as groups,
+    assert.deepStrictEqual(told.map((t) => t?.[1]), ["kept", "kept", "dropped: other settings", undefined])
+    for (const t of told.slice(0, 3)) assert.isTrue(t![0] > 0 && t![0] < size, `parsed ahead: ${t![0]} of ${size}`)
+    // each run holds every row once, under its own id, in document order, the same rows
+    // whatever was parsed ahead (ord is left out: a second range numbers its records apart)
+    const staged = await query<{ groups: number; events: number; digest: string; batches: number; ranges: number }>(
+      `select (select count(*)::int from "${schema}".stg_group_event g where g.run_id = r.run_id) as groups,
               (select count(*)::int from "${schema}".stg_event e where e.run_id = r.run_id) as events,
-              (select md5(string_agg(concat_ws('|', e.ord, e.event_id, e.group_id, e.type, e.occurred_at, e.severity,
+              (select md5(string_agg(concat_ws('|', e.event_id, e.group_id, e.type, e.occurred_at, e.severity,
                                                e.source, e.payload), ',' order by e.ord))
                  from "${schema}".stg_event e where e.run_id = r.run_id) as digest,
-              (select count(*)::int from "${schema}".xml2pg_batch b where b.run_id = r.run_id) as batches
+              (select count(*)::int from "${schema}".xml2pg_batch b where b.run_id = r.run_id) as batches,
+              jsonb_array_length(r.settings->'ranges') as ranges
        from "${schema}".xml2pg_run r where r.file = $1 order by r.run_id`,
       [file]
     )
-    assert.strictEqual(staged.length, 3)
     assert.deepStrictEqual(
-      staged.map(({ groups, events, batches }) => ({ groups, events, batches })),
-      [
-        { groups: 8_000, events: 16_000, batches: 3 },
-        { groups: 8_000, events: 16_000, batches: 3 },
-        { groups: 8_000, events: 16_000, batches: 48 }
-      ]
+      staged.map(({ groups, events, ranges }) => ({ groups, events, ranges })),
+      [0, 1, 0, 0].map((ranges) => ({ groups: 52_000, events: 104_000, ranges }))
     )
+    assert.deepStrictEqual(staged.map((s) => s.batches), [16, 16, 32, 16])
     assert.strictEqual(new Set(staged.map((s) => s.digest)).size, 1)
     assert.strictEqual(fs.readFileSync(rejects, "utf8"), "")
   })

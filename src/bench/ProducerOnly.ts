@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import { defaults } from "../config/Settings.js"
 import type { Batch, PieceSource } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
+import { collectEvery, MAIN_THREAD_COLLECTS } from "../xml/HeapCollection.js"
 import { Producer } from "../xml/Producer.js"
 import { regionIds, WorkerRegions } from "../xml/SharedPieces.js"
 import { READ_CHUNK, type StageOutcome } from "./StageResult.js"
@@ -30,12 +31,15 @@ export const produce = async (
   const producer = newProducer(file, runId, pieces)
   for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
     for (const batch of producer.write(chunk as Buffer)) onBatch(batch)
+    collectEvery((chunk as Buffer).length)
   }
   for (const batch of producer.end()) onBatch(batch)
   return producer.bytes
 }
 
 export const producerOnly = async (file: string): Promise<StageOutcome> => {
+  // where `gc` is exposed (stage 2', the CLI's flags), the heap is collected as the CLI's parse worker collects its own
+  ;(globalThis as Record<symbol, unknown>)[MAIN_THREAD_COLLECTS] = true
   let rows = 0
   let rejects = 0
   let batches = 0

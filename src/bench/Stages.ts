@@ -80,7 +80,7 @@ export interface BenchContext {
   readonly env: NodeJS.ProcessEnv
   readonly bin: string
   readonly stageMain: string
-  /** what the CLI's shebang sets (its heap caps, malloc arenas), for stage 2' */
+  /** what the CLI's shebang sets (its V8 flags, malloc arenas), for stage 2' */
   readonly cli: CliRuntime
   readonly repeat: number
   /** run finalize's statements through psql on a twin schema too (stages 5a', 5c') */
@@ -399,7 +399,7 @@ export const oneParserStage = (ctx: BenchContext, input: InputFile) =>
     Effect.gen(function*() {
       yield* Effect.logInfo(`stage 4p: ingest ${path.basename(input.file)} with one parser into ${schema}`)
       const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
-      const args = ["ingest", "--schema", schema, "--parsers", "1", "--rejects", rejects, input.file]
+      const args = ["ingest", "--schema", schema, "--progress-every", "250", "--parsers", "1", "--rejects", rejects, input.file]
       const { run } = yield* ingestRun(ctx, args, input, schema)
       return run
     }))

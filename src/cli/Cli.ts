@@ -84,11 +84,8 @@ const ingestOptions = {
       "parse workers for one plain file, each taking a byte range of it; 1: no split; " +
         "auto (default): 2 for 64 MiB or more on 2 CPUs or more"
     ),
-    Options.withFallbackConfig(SettingConfigs.parsers),
-    Options.filterMap(
-      (v) => (typeof v === "string" ? Option.fromNullable(parseParsers(v)) : Option.some(v)),
-      "--parsers must be auto or in 1..64"
-    )
+    Options.filterMap((v) => Option.fromNullable(parseParsers(v)), "--parsers must be auto or in 1..64"),
+    Options.withFallbackConfig(SettingConfigs.parsers)
   ),
   maxErrors: Options.integer("max-errors").pipe(
     Options.withDescription("stop the run after more rejected records than this (committed batches stay)"),

@@ -12,12 +12,7 @@ import { defaults, type IngestSettings } from "./Defaults.js"
 
 export { defaults, type IngestSettings }
 
-/**
- * A `parsers` setting from text: "auto", or a whole number in 1..64; undefined if neither.
- *
- * @since 0.1.0
- * @category config
- */
+/** A `parsers` setting from text: "auto", or a whole number in 1..64; undefined if neither. */
 export const parseParsers = (text: string): number | "auto" | undefined => {
   if (text === "auto") return "auto"
   const n = /^[1-9][0-9]?$/.test(text) ? Number(text) : 0

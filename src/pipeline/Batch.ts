@@ -232,7 +232,7 @@ const PREFIX_BYTES = 8 + 8 + 12
  * straddles two pieces: see `room`). A row is a 16-bit field count, then each field as a 32-bit
  * length (-1: null) and its bytes; run_id is the first field.
  */
-export const setRunId = (piece: Uint8Array, runId: number): void => {
+const setRunId = (piece: Uint8Array, runId: number): void => {
   const view = new DataView(piece.buffer, piece.byteOffset, piece.byteLength)
   let at = 0
   while (at < piece.byteLength) {
@@ -241,6 +241,11 @@ export const setRunId = (piece: Uint8Array, runId: number): void => {
     view.setInt32(at + 4, runId)
     for (let i = 0; i < fields; i++) at += 4 + Math.max(0, view.getInt32(at))
   }
+}
+
+/** Sets the run_id of every row of `batch`, rows of binary tables (see `BatchBuilder.rerun`). */
+export const setBatchRunId = (batch: Batch, runId: number): void => {
+  for (const t of batch.tables) for (const piece of t.chunks) setRunId(piece, runId)
 }
 
 /** Binary COPY rows, written straight into the pieces (the stream's header and trailer are the writer's). */
@@ -309,7 +314,7 @@ export class BatchBuilder implements RecordSink {
     private readonly limits: BatchLimits,
     private readonly emit: (batch: Batch) => void,
     firstSeq = 1,
-    pieces: PieceSource = freshPieces
+    private readonly pieces: PieceSource = freshPieces
   ) {
     this.tables = formats.map((f) =>
       f._tag === "binary" ? new BinaryTable(runId, f.kinds, pieces) : new TextTable(runId, f.plain, pieces)
@@ -356,10 +361,14 @@ export class BatchBuilder implements RecordSink {
    * (`setRunId`). Binary tables only: a text row's run_id has no fixed width.
    */
   rerun(runId: number): void {
-    for (const t of this.tables) {
-      if (!(t instanceof BinaryTable)) throw new Error("only binary COPY rows can change their run")
-      t.rerun(runId)
-    }
+    const binary = this.tables.filter((t): t is BinaryTable => t instanceof BinaryTable)
+    if (binary.length < this.tables.length) throw new Error("only binary COPY rows can change their run")
+    for (const t of binary) t.rerun(runId)
+  }
+
+  /** Gives back the pieces of batches it emitted that will not be written. */
+  reclaim(batches: ReadonlyArray<Batch>): void {
+    for (const b of batches) for (const t of b.tables) for (const piece of t.chunks) this.pieces.reclaim(piece)
   }
 
   /** Drops the rows not emitted yet, their pieces given back; the builder takes no more rows. */

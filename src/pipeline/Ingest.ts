@@ -178,9 +178,9 @@ export const ingestFile = (file: string, options: IngestOptions) =>
     const { doc, settings } = options
     // a shape with a check of the user's own cannot cross to the worker: it parses here
     const wire = settings.parseWorker ? toWire(doc) : undefined
-    // started first, the worker boots while the run is looked up and recorded (and idles while
-    // a finalize holds the schema lock; it is stopped unused if the lookup fails); parsing
-    // here, the one the CLI started ahead is ended
+    // started first, the worker boots while the run is looked up and recorded (and waits, or
+    // parses ahead, while a finalize holds the schema lock; it is stopped if the lookup fails);
+    // parsing here, the one the CLI started ahead is ended
     const worker = wire === undefined
       ? yield* Effect.as(dropPrestartedWorker, undefined)
       : yield* (options.parseWorkers?.take ?? startParseWorker)

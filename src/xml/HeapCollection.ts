@@ -1,7 +1,9 @@
 /**
  * Full collections of a thread's heap, one per 64 MiB of XML it handled, where `gc` is exposed
- * (`--expose-gc` on the CLI's shebang; a library user's app collects only if it exposes `gc`
- * itself). Each isolate, the parse worker's and the main thread's, counts its own.
+ * (`--expose-gc` on the CLI's shebang). The parse worker collects its own heap, which holds
+ * only the parse; the main thread collects only where the program opted in
+ * (`MAIN_THREAD_COLLECTS`, set by the CLI): a library user's app with `gc` exposed and a
+ * large heap of its own does not get full collections it did not ask for.
  *
  * Left to V8, an old generation climbs in a saw-tooth far past its live set (the worker's from
  * ~5 MB to ~18 MB, compacting every 300–400 MB of XML), so a long load peaked higher than a
@@ -9,11 +11,18 @@
  * often all along: the producer ran ~5 % slower under it. A full collection of either live set
  * takes 5–12 ms, 16 per GB (docs/benchmarks.md, sessions 14 and 15).
  */
+import { isMainThread } from "node:worker_threads"
 
 /** XML bytes between full collections */
 const EVERY = 64 * 2 ** 20
 
+/** Set to true on `globalThis` by a program whose main thread is to collect too (`src/bin.ts`). */
+export const MAIN_THREAD_COLLECTS = Symbol.for("xml2pg.mainThreadCollects")
+
 const gc = (globalThis as { gc?: () => void }).gc
+
+const collects = (): boolean =>
+  gc !== undefined && (!isMainThread || (globalThis as Record<symbol, unknown>)[MAIN_THREAD_COLLECTS] === true)
 
 /** XML bytes since this thread's last full collection, over every input it handled */
 let since = 0
@@ -21,7 +30,7 @@ let since = 0
 /** Counts `bytes` more XML handled; collects this thread's heap each time they add up to 64 MiB. */
 export const collectEvery = (bytes: number): void => {
   since += bytes
-  if (gc === undefined || since < EVERY) return
-  gc()
+  if (since < EVERY || !collects()) return
+  gc!()
   since = 0
 }

@@ -3,10 +3,11 @@
  * would idle while the CLI loads, reads its settings, connects and opens the run: 0.06 s here,
  * 0.2–0.3 s on slower machines, with the parser cold at first. So it parses the first input
  * meanwhile, on a guess of what it will be told: the first argument that names a plain XML
- * file, with the default settings and shape (or its first range, when it is split). When told, it keeps what it parsed only if the
- * guess was right to the letter (the same file, still unchanged, the same shape and options
- * but for the run's id, which it then sets in the rows); else it drops it, as if it had
- * never started. It stops after `AHEAD_LIMIT` bytes of XML, so what it holds stays small.
+ * file, with the default settings and shape (or its first range, when it is split). When
+ * told, it keeps what it parsed only if the guess was right to the letter (the same file,
+ * still unchanged, the same shape and options but for the run's id, which it then sets in the
+ * rows); else it drops it, as if it had never started. It stops after `AHEAD_LIMIT` bytes of
+ * XML, so what it holds stays small.
  */
 import * as fs from "node:fs"
 import { isDeepStrictEqual } from "node:util"
@@ -73,23 +74,28 @@ export interface Guess {
 
 /**
  * What an ingest of `file` (open as `fd`) with the default settings and shape tells its
- * worker, its run unknown (0).
+ * worker, its run unknown (0); undefined if the default shape had a table of COPY text, whose
+ * rows' run_id could not be set afterwards.
  */
-export const guessInit = (file: string, fd: number): Guess => ({
-  init: {
-    shape: toWire(GroupsDocument)!,
-    options: {
-      file,
-      runId: 0,
-      limits: { rows: defaults.batchRows, bytes: defaults.batchBytes },
-      maxRecordChars: defaults.maxRecordBytes,
-      recover: !defaults.strict,
-      formats: tableFormats(GroupsDocument).map((f) => f._tag)
+export const guessInit = (file: string, fd: number): Guess | undefined => {
+  const formats = tableFormats(GroupsDocument).map((f) => f._tag)
+  if (formats.some((f) => f !== "binary")) return undefined
+  return {
+    init: {
+      shape: toWire(GroupsDocument)!,
+      options: {
+        file,
+        runId: 0,
+        limits: { rows: defaults.batchRows, bytes: defaults.batchBytes },
+        maxRecordChars: defaults.maxRecordBytes,
+        recover: !defaults.strict,
+        formats
+      },
+      file: { fd, start: 0 }
     },
-    file: { fd, start: 0 }
-  },
-  state: stateOf(fd)
-})
+    state: stateOf(fd)
+  }
+}
 
 const unchanged = (state: FileState, fd: number): boolean => {
   try {
@@ -100,14 +106,17 @@ const unchanged = (state: FileState, fd: number): boolean => {
 }
 
 /**
- * Whether `init` asks for the parse `guess` made, now at byte `parsedTo`, but for the run's id:
- * the same shape and options; the same file, unchanged since (by device, inode, size and
- * modification time), from its start, to its end or to a range's end not passed yet; and
- * binary COPY rows, whose run_id can be set afterwards.
+ * Why `init` does not ask for the parse `guess` made, now at byte `parsedTo`, but for the
+ * run's id; undefined if it does: the same shape and options; the same file, unchanged since
+ * (by device, inode, size and modification time), from its start, to its end or to a first
+ * range's end not passed yet.
  */
-export const sameParse = ({ init: guess, state }: Guess, init: WorkerInit, parsedTo: number): boolean =>
-  init.file !== undefined && init.file.start === 0 && (init.file.end === undefined || parsedTo <= init.file.end) &&
-  isDeepStrictEqual(init.shape, guess.shape) &&
-  isDeepStrictEqual({ ...init.options, runId: guess.options.runId }, guess.options) &&
-  guess.options.formats?.every((f) => f === "binary") === true &&
-  unchanged(state, init.file.fd)
+export const mismatch = ({ init: guess, state }: Guess, init: WorkerInit, parsedTo: number): string | undefined => {
+  if (init.file === undefined || init.options.file !== guess.options.file) return "another input"
+  if (init.file.start !== 0) return "a later range of the file"
+  if (init.file.end !== undefined && parsedTo > init.file.end) return "parsed past the first range's end"
+  if (!isDeepStrictEqual(init.shape, guess.shape)) return "another shape"
+  if (!isDeepStrictEqual({ ...init.options, runId: guess.options.runId }, guess.options)) return "other settings"
+  if (!unchanged(state, init.file.fd)) return "the file changed"
+  return undefined
+}

@@ -62,7 +62,8 @@ export interface WireBatch extends Omit<Batch, "tables" | "release"> {
 /** What parsing ahead of the first message did (see ParseAhead.ts): XML bytes parsed, and kept or not. */
 export interface Ahead {
   readonly bytes: number
-  readonly kept: boolean
+  /** why it was dropped; absent: kept */
+  readonly dropped?: string
 }
 
 export type FromWorker =
@@ -314,7 +315,7 @@ export const workerBatches = <E = never, R = never>(
       }),
       ({ fd }) => Effect.sync(() => fs.closeSync(fd))
     )
-    // V8's heap flags (the CLI's caps) apply to the worker's heap too
+    // V8's heap flags (the CLI's) apply to the worker's heap too
     const handle = started ?? (yield* startParseWorker)
     const { inbox, regions, worker } = handle
     // Stopped before the file closes, as a descriptor number it still reads may be reused (a
@@ -344,7 +345,7 @@ export const workerBatches = <E = never, R = never>(
         countParsed(progress, message.xmlBytes, batches)
         const told = message.ahead === undefined ? Effect.void : Effect.logDebug(
           `parse worker: ${message.ahead.bytes} bytes parsed ahead of the run, ` +
-            (message.ahead.kept ? "kept" : "dropped (not the input or settings guessed)")
+            (message.ahead.dropped === undefined ? "kept" : `dropped: ${message.ahead.dropped}`)
         )
         if (!message.overran || ranOn) return Effect.as(told, batches)
         ranOn = true

@@ -9,10 +9,10 @@
 import * as fs from "node:fs"
 import { parentPort, workerData } from "node:worker_threads"
 import { causeMessage } from "../Errors.js"
-import { type Batch, setRunId } from "../pipeline/Batch.js"
+import { type Batch, setBatchRunId } from "../pipeline/Batch.js"
 import { fromWire } from "../shape/Shape.js"
 import { collectEvery } from "./HeapCollection.js"
-import { AHEAD_LIMIT, type AheadHint, type Guess, guessInit, guessInput, sameParse } from "./ParseAhead.js"
+import { AHEAD_LIMIT, type AheadHint, type Guess, guessInit, guessInput, mismatch } from "./ParseAhead.js"
 import type { Ahead, FromWorker, ToWorker, WireBatch, WorkerInit } from "./ParseThread.js"
 import { Producer, READ_CHUNK, toParseError } from "./Producer.js"
 import { WorkerRegions } from "./SharedPieces.js"
@@ -129,9 +129,8 @@ let parsing: Parsing | undefined = undefined
 
 /** The first input, parsed ahead on a guess (see ParseAhead.ts), until the first message. */
 interface ParsedAhead {
+  /** its file is opened here (`init.file.fd`) */
   readonly guess: Guess
-  /** the guessed file, opened here */
-  readonly fd: number
   readonly parsing: Parsing
   readonly batches: Array<Batch>
 }
@@ -145,12 +144,12 @@ const startAhead = (hint: AheadHint): ParsedAhead | undefined => {
   try {
     fd = fs.openSync(file, "r")
     const guess = guessInit(file, fd)
-    return { guess, fd, parsing: start(guess.init), batches: [] }
+    if (guess !== undefined) return { guess, parsing: start(guess.init), batches: [] }
   } catch {
     // gone since it was guessed: nothing is parsed ahead
-    if (fd !== undefined) fs.closeSync(fd)
-    return undefined
   }
+  if (fd !== undefined) fs.closeSync(fd)
+  return undefined
 }
 
 /** One chunk ahead per turn of the event loop, so that the first message is taken as it comes. */
@@ -159,7 +158,7 @@ const stepAhead = (): void => {
   if (a === undefined) return
   try {
     const before = a.parsing.producer.bytes
-    a.batches.push(...parse(a.parsing, { read: true }))
+    for (const batch of parse(a.parsing, { read: true })) a.batches.push(batch)
     collectEvery(a.parsing.producer.bytes - before)
   } catch {
     // a broken input is the run's to report, parsed again as it is told
@@ -170,9 +169,8 @@ const stepAhead = (): void => {
 }
 
 const dropAhead = (a: ParsedAhead): void => {
-  for (const b of a.batches) for (const t of b.tables) for (const c of t.chunks) regions.reclaim(c)
-  a.parsing.producer.discard()
-  fs.closeSync(a.fd)
+  a.parsing.producer.discard(a.batches)
+  fs.closeSync(a.guess.init.file!.fd)
 }
 
 /**
@@ -184,17 +182,18 @@ const begin = (init: WorkerInit): Parsing => {
   ahead = undefined
   if (a === undefined) return start(init)
   const bytes = a.parsing.producer.bytes
-  if (!sameParse(a.guess, init, bytes)) {
+  const dropped = mismatch(a.guess, init, bytes)
+  if (dropped !== undefined) {
     dropAhead(a)
-    return { ...start(init), ahead: { bytes, kept: false } }
+    return { ...start(init), ahead: { bytes, dropped } }
   }
   const runId = init.options.runId
-  for (const b of a.batches) for (const t of b.tables) for (const c of t.chunks) setRunId(c, runId)
+  for (const batch of a.batches) setBatchRunId(batch, runId)
   a.parsing.producer.rerun(runId)
   // read on from the main thread's descriptor, which it closes when the input ends, up to the range's end if any
   const reader = a.parsing.reader!.on(init.file!.fd, init.file!.end)
-  fs.closeSync(a.fd)
-  return { ...a.parsing, reader, early: a.batches, ahead: { bytes, kept: true } }
+  fs.closeSync(a.guess.init.file!.fd)
+  return { ...a.parsing, reader, early: a.batches, ahead: { bytes } }
 }
 
 const hint = (workerData as { ahead?: AheadHint } | null)?.ahead

@@ -185,8 +185,13 @@ export class Producer {
     this.builder.rerun(runId)
   }
 
-  /** Drops what is parsed and not taken, its pieces given back; the producer takes no more input. */
-  discard(): void {
+  /**
+   * Drops `emitted` (batches it emitted and no one will write) and what it has parsed and not
+   * handed over, their pieces given back; the producer takes no more input.
+   */
+  discard(emitted: ReadonlyArray<Batch>): void {
+    this.builder.reclaim(emitted)
+    this.builder.reclaim(this.take())
     this.builder.discard()
   }
 

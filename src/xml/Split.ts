@@ -28,16 +28,16 @@ export const MIN_RANGE_BYTES = 1024 * 1024
 /**
  * A file at least this large is parsed in two ranges by default (`parsers: "auto"`), on a
  * machine of 2 CPUs or more. Measured on 2 vCPUs with PostgreSQL on the same machine (ingest,
- * 2 parsers against 1): 10 MB 0.58 against 0.45 s, 30 MB 0.80 against 0.77 s, 100 MB 1.59
- * against 1.79 s, 1 GB 11.1 against 14.6 s; peak RSS ~25 MB more. A second worker's boot and
+ * 2 parsers against 1, medians): 10 MB 0.58 against 0.45 s, 30 MB 0.80 against 0.77 s, 100 MB
+ * 1.54 against 1.76 s, 1 GB 11.1 against 14.6 s; peak RSS ~25 MB more. A second worker's boot and
  * cold start cost more than a smaller file gives back. On a machine whose server took 3×
  * the CPU for the same COPY, 1 GB was 3 % slower with 2 (docs/benchmarks.md, sessions 14, 15).
  */
 export const AUTO_SPLIT_BYTES = 64 * 2 ** 20
 
-/** The parse workers for a plain file of `size` bytes under the `parsers` setting. */
-export const parsersFor = (parsers: number | "auto", size: number): number =>
-  parsers !== "auto" ? parsers : size >= AUTO_SPLIT_BYTES && os.availableParallelism() >= 2 ? 2 : 1
+/** The parse workers for a plain file of `size` bytes under the `parsers` setting, on `cpus` CPUs. */
+export const parsersFor = (parsers: number | "auto", size: number, cpus = os.availableParallelism()): number =>
+  parsers !== "auto" ? parsers : size >= AUTO_SPLIT_BYTES && cpus >= 2 ? 2 : 1
 
 /** how far past each split point the search looks before giving that split up */
 const SEARCH_BYTES = 16 * 1024 * 1024
