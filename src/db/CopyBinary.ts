@@ -109,6 +109,14 @@ const writeTimestamp = (b: Buffer, at: number, s: string): number => {
 }
 
 /**
+ * `b.write(s, at)` without `Buffer#write`'s argument checks: Node's own `utf8Write`, which it
+ * calls after them (on every Node line; protobufjs and msgpackr call it too). The producer
+ * ran 1.5 % faster (stage 2, 8 interleaved pairs: median 1.486 against 1.508 s).
+ */
+const utf8Write = (b: Buffer, s: string, at: number): number =>
+  (b as Buffer & { utf8Write(s: string, at: number): number }).utf8Write(s, at)
+
+/**
  * Writes one validated value (or NULL) as a field of `kind`; returns the bytes written.
  * The buffer must have `fieldBound(kind, value)` bytes free at `at`.
  */
@@ -119,7 +127,7 @@ export const writeField = (b: Buffer, at: number, kind: BinaryKind, value: strin
   }
   switch (kind) {
     case BinaryKind.text: {
-      const n = b.write(value, at + 4)
+      const n = utf8Write(b, value, at + 4)
       int32(b, at, n)
       return 4 + n
     }
