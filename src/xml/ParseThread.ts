@@ -11,9 +11,10 @@
  *
  * A worker can be started ahead of its input (`startParseWorker`): it boots, loading its
  * code, while the caller does other work, and learns what to parse from its first message.
- * The CLI starts an ingest's worker even before it loads its bundle (`src/bin.ts`); the
- * first worker started here is that one, if it is still alive (`dropPrestartedWorker` ends it
- * when parsing stays on the main thread).
+ * The CLI starts an ingest's worker even before it loads its bundle (`src/bin.ts`), and that
+ * worker parses its guess of the first input meanwhile (`ParseAhead.ts`; its first answer
+ * says what became of that); the first worker started here is that one, if it is still alive
+ * (`dropPrestartedWorker` ends it when parsing stays on the main thread).
  * A load of several inputs keeps one worker (`makeParseWorkers`): an input that ends cleanly
  * hands it on, booted, its code compiled and its shared regions made, to the next one.
  */
