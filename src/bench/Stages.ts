@@ -308,6 +308,13 @@ const finalizeDetail = (measured: Measured) => ({
 /** The bench's database URL, as given to every child. */
 const urlOf = (ctx: BenchContext) => ctx.env["DATABASE_URL"] ?? ""
 
+/** The rejects file of this bench process's ingests. */
+const rejectsFile = (ctx: BenchContext) => path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
+
+/** `xml2pg ingest` of `file` into `schema` as the bench runs it, with `extra` options. */
+const ingestArgs = (ctx: BenchContext, schema: string, file: string, ...extra: ReadonlyArray<string>) =>
+  ["ingest", "--schema", schema, "--progress-every", "250", "--rejects", rejectsFile(ctx), ...extra, file]
+
 /**
  * Stage 4, and stage 5 when `merge` is given: ingest, finalize, ingest of the merge file,
  * finalize again, all in one fresh schema.
@@ -315,19 +322,8 @@ const urlOf = (ctx: BenchContext) => ctx.env["DATABASE_URL"] ?? ""
 export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputFile | undefined) =>
   withSchema(ctx, (schema) =>
     Effect.gen(function*() {
-      const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
-      const ingestArgs = (file: string) => [
-        "ingest",
-        "--schema",
-        schema,
-        "--progress-every",
-        "250",
-        "--rejects",
-        rejects,
-        file
-      ]
       yield* Effect.logInfo(`stage 4: ingest ${path.basename(input.file)} into ${schema}`)
-      const { measured: m4, run: ingest } = yield* ingestRun(ctx, ingestArgs(input.file), input, schema)
+      const { measured: m4, run: ingest } = yield* ingestRun(ctx, ingestArgs(ctx, schema, input.file), input, schema)
       const rows4 = ingest.rows
       const run: EndToEndRun = {
         ingest,
@@ -373,10 +369,10 @@ export const endToEndStage = (ctx: BenchContext, input: InputFile, merge: InputF
         const first = yield* finalizeBoth(input, rows4, "first-load")
         // the merge load starts from a settled server too (see `withSchema`)
         yield* checkpoint
-        const { run: ingestMerge } = yield* ingestRun(ctx, ingestArgs(merge.file), merge, schema)
+        const { run: ingestMerge } = yield* ingestRun(ctx, ingestArgs(ctx, schema, merge.file), merge, schema)
         const rows5 = ingestMerge.rows
         const second = yield* finalizeBoth(merge, rows5, "merge-load")
-        yield* Effect.sync(() => fs.rmSync(rejects, { force: true }))
+        yield* Effect.sync(() => fs.rmSync(rejectsFile(ctx), { force: true }))
         const out: EndToEndRun = {
           ...run,
           finalizeFirst: first.finalize,
@@ -398,9 +394,7 @@ export const oneParserStage = (ctx: BenchContext, input: InputFile) =>
   withSchema(ctx, (schema) =>
     Effect.gen(function*() {
       yield* Effect.logInfo(`stage 4p: ingest ${path.basename(input.file)} with one parser into ${schema}`)
-      const rejects = path.join(ctx.dir, `rejects-${process.pid}.ndjson`)
-      const args = ["ingest", "--schema", schema, "--progress-every", "250", "--parsers", "1", "--rejects", rejects, input.file]
-      const { run } = yield* ingestRun(ctx, args, input, schema)
+      const { run } = yield* ingestRun(ctx, ingestArgs(ctx, schema, input.file, "--parsers", "1"), input, schema)
       return run
     }))
 

@@ -16,6 +16,7 @@ import { tableFormats } from "../pipeline/Batch.js"
 import { GroupsDocument } from "../shape/GroupEvents.js"
 import { toWire } from "../shape/Shape.js"
 import type { WorkerInit } from "./ParseThread.js"
+import { isSpace } from "./Split.js"
 
 /** XML bytes parsed ahead at most: ~0.25 s of parsing, ~12 MB of batches */
 export const AHEAD_LIMIT = 16 * 2 ** 20
@@ -26,7 +27,6 @@ export interface AheadHint {
 }
 
 const BOM = [0xef, 0xbb, 0xbf]
-const isSpace = (b: number) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d
 
 /** A regular file that starts with `<`, after a BOM and white space: not gzip, not NDJSON. */
 const looksLikeXml = (file: string): boolean => {

@@ -199,7 +199,7 @@ const begin = (init: WorkerInit): Parsing => {
 const hint = (workerData as { ahead?: AheadHint } | null)?.ahead
 if (hint !== undefined) {
   ahead = startAhead(hint)
-  setImmediate(stepAhead)
+  if (ahead !== undefined) setImmediate(stepAhead)
 }
 
 port.on("message", (message: ToWorker) => {

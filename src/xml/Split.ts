@@ -44,7 +44,8 @@ const SEARCH_BYTES = 16 * 1024 * 1024
 
 const WINDOW = 1024 * 1024
 
-const isSpace = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09
+/** An XML white-space byte. */
+export const isSpace = (b: number): boolean => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09
 
 /**
  * The first byte past `</element>` at or after `from` that only whitespace separates from
