@@ -2,8 +2,16 @@ import { assert, describe, it } from "@effect/vitest"
 import { XmlParseError } from "../src/Errors.js"
 import { type Batch, tableFormats } from "../src/pipeline/Batch.js"
 import { GroupsDocument } from "../src/shape/GroupEvents.js"
-import { recordShapes } from "../src/shape/Shape.js"
-import type { Reject } from "../src/xml/RecordParser.js"
+import {
+  attribute,
+  child,
+  type DocumentShape,
+  parentKey,
+  type RecordShape,
+  recordShapes,
+  ValueType
+} from "../src/shape/Shape.js"
+import { type Reject, RecordParser } from "../src/xml/RecordParser.js"
 import { Producer } from "../src/xml/Producer.js"
 import { copyRows } from "./copyText.js"
 
@@ -325,6 +333,41 @@ describe("RecordParser", () => {
         [3, "2", "1"],
         [6, "3", "3"]
       ])
+    })
+
+    it("a shape naming a child element twice: the last column reads it, and a field hides a nested record", () => {
+      const note: RecordShape = {
+        element: "note",
+        table: "note",
+        stagingTable: "stg_note",
+        key: "note_id",
+        columns: [attribute("id", "note_id", ValueType.id, true), parentKey("item_id")],
+        children: []
+      }
+      const shape: DocumentShape = {
+        root: "items",
+        record: {
+          element: "item",
+          table: "item",
+          stagingTable: "stg_item",
+          key: "item_id",
+          columns: [
+            attribute("id", "item_id", ValueType.id, true),
+            child("note", "first_note", ValueType.text),
+            child("note", "last_note", ValueType.text)
+          ],
+          children: [note]
+        }
+      }
+      const rows: Array<[number, Array<string | null>]> = []
+      const parser = new RecordParser(shape, {
+        row: (table, values) => rows.push([table, [...values]]),
+        reject: (reject) => assert.fail(reject.reason),
+        recordEnd: () => {}
+      }, { file: "in.xml" })
+      parser.write(`<items><item id="1"><note id="5">hello</note></item></items>`)
+      parser.end()
+      assert.deepStrictEqual(rows, [[0, ["1", null, "hello"]]])
     })
   })
 

@@ -99,8 +99,8 @@ interface Compiled {
   /** a row of nulls, copied for each record */
   readonly empty: ReadonlyArray<null>
   /**
-   * The child elements it reads, fields then nested records, looked up by `===`: for the few
-   * a record has, faster than a Map, which hashes each fresh tag name first.
+   * The child elements it reads (fields and nested records), looked up by `===`: for the few a
+   * record has, faster than a Map, which hashes each fresh tag name first.
    */
   readonly childNames: ReadonlyArray<string>
   /** per child element: a field's column, or the nested record */
@@ -127,22 +127,16 @@ const compile = (doc: DocumentShape): Compiled => {
   const build = (shape: RecordShape): Compiled => {
     const attributeNames: Array<string> = []
     const attributeColumns: Array<number> = []
-    const childNames: Array<string> = []
-    const childTargets: Array<number | Compiled> = []
+    // by name first: of a name given twice the last counts, and a field's name hides a nested record's
+    const children = new Map<string, number | Compiled>(shape.children.map((c) => [c.element, build(c)]))
     let parentKey = -1
     shape.columns.forEach((c, i) => {
       if (c.source._tag === "Attribute") {
         attributeNames.push(c.source.name)
         attributeColumns.push(i)
-      } else if (c.source._tag === "Child") {
-        childNames.push(c.source.name)
-        childTargets.push(i)
-      } else parentKey = i
+      } else if (c.source._tag === "Child") children.set(c.source.name, i)
+      else parentKey = i
     })
-    for (const child of shape.children) {
-      childNames.push(child.element)
-      childTargets.push(build(child))
-    }
     const keyColumn = shape.columns.findIndex((c) => c.name === shape.key)
     const key = shape.columns[keyColumn]
     return {
@@ -151,8 +145,8 @@ const compile = (doc: DocumentShape): Compiled => {
       attributeNames,
       attributeColumns,
       empty: shape.columns.map(() => null),
-      childNames,
-      childTargets,
+      childNames: [...children.keys()],
+      childTargets: [...children.values()],
       parentKey,
       keyColumn,
       idAttribute: key?.source._tag === "Attribute" ? key.source.name : undefined
