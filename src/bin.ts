@@ -150,6 +150,9 @@ const subcommandAt = (args: ReadonlyArray<string>): number => {
 
 const PRESTARTED = Symbol.for("xml2pg.prestartedParseWorker")
 
+/** `MAIN_THREAD_COLLECTS` of src/xml/HeapCollection.ts, named again as this file imports only Node's built-ins */
+const MAIN_THREAD_COLLECTS = Symbol.for("xml2pg.mainThreadCollects")
+
 /**
  * The parse worker of an `ingest` or `run`, started before the bundle loads: a worker thread
  * takes ~50–80 ms to boot, which then overlaps the CLI's own start-up on the other core
@@ -176,8 +179,8 @@ const prestartParseWorker = (): void => {
 }
 
 prestartParseWorker()
-// the main thread collects its heap every 64 MiB of XML too (src/xml/HeapCollection.ts)
-;(globalThis as Record<symbol, unknown>)[Symbol.for("xml2pg.mainThreadCollects")] = true
+// the main thread collects its heap every 64 MiB of XML too
+;(globalThis as Record<symbol, unknown>)[MAIN_THREAD_COLLECTS] = true
 // `process.sourceMapsEnabled` is from Node 20.7
 const sourceMaps = process.sourceMapsEnabled ?? process.execArgv.includes("--enable-source-maps")
 if (sourceMaps) createRequire(import.meta.url)(file)
