@@ -20,12 +20,15 @@ import type { InputFile } from "./Inputs.js"
 import type { SaxesVariant } from "./RawSaxes.js"
 import { STAGE_MARK, type StageOutcome } from "./StageResult.js"
 
-/** "1n" is stage 1': it was saxes with namespaces and positions off ("no-position") before it was fed as the producer feeds it */
+/**
+ * "1n" is stage 1': it was saxes with namespaces and positions off ("no-position") before it
+ * was fed as the producer feeds it, and, since session 17, with the producer's shorter paths
+ */
 export type StageId = "1" | "1n" | "2" | "2f" | "3" | "4" | "4p" | "5a" | "5as" | "5b" | "5c" | "5cs" | "6"
 
 export const stageNames: Record<StageId, string> = {
   "1": "raw saxes, default options",
-  "1n": "raw saxes, fed as the producer feeds it",
+  "1n": "saxes as the producer runs and feeds it",
   "2": "producer: parse+validate+encode",
   "2f": "producer, the CLI's V8 flags",
   "3": `COPY only, ${defaults.writers} writers`,

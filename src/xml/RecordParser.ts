@@ -3,9 +3,10 @@
  * Synchronous and plain: it is the hot loop, so there is no Effect, closure or Schema
  * per record. Records go to a RecordSink as arrays of validated text values.
  */
-import { SaxesParser, type SaxesTagPlain } from "saxes"
+import type { SaxesParser, SaxesTagPlain } from "saxes"
 import { XmlParseError } from "../Errors.js"
 import { ByteOffsets } from "./ByteOffsets.js"
+import { attributesOf, fastSaxes } from "./SaxesFast.js"
 import { type Column, type DocumentShape, type RecordShape, recordShapes } from "../shape/Shape.js"
 
 /**
@@ -272,7 +273,7 @@ export class RecordParser {
   }
 
   private newSax(): Sax {
-    const sax: Sax = new SaxesParser({ xmlns: false, position: false })
+    const sax = fastSaxes()
     sax.on("error", (e) => {
       const reason = e.message.replace(/^\d+:\d+: /, "")
       const closed = this.closed
@@ -532,11 +533,14 @@ export class RecordParser {
   private openRecord(rec: Compiled, tag: SaxesTagPlain, depth: number): void {
     this.inRecordTag = false
     const values: Array<string | null> = rec.empty.slice()
-    const attributes = tag.attributes
+    const attributes = attributesOf(tag)
     const names = rec.attributeNames
-    for (let i = 0; i < names.length; i++) {
-      const v = attributes[names[i]!]
-      if (v !== undefined) values[rec.attributeColumns[i]!] = v
+    // every column an attribute fills, a shape may read one attribute into several
+    for (let a = 0; a < attributes.length; a++) {
+      const { name, value } = attributes[a]!
+      for (let k = 0; k < names.length; k++) {
+        if (names[k] === name) values[rec.attributeColumns[k]!] = value
+      }
     }
     this.stack.push({
       rec,

@@ -1,0 +1,218 @@
+/**
+ * Shorter paths through saxes 6's hottest loops, for a parser made with `position: false`.
+ *
+ * saxes reads every character through `getCode`, which stores three fields per character,
+ * and collects each tag's attributes into a fresh dictionary-mode object. Here the runs of
+ * plain ASCII characters in text, names and quoted attribute values are skipped in a local
+ * loop before saxes' own method reads the rest, and attributes stay the list saxes builds
+ * anyway. Everything else (entities, CR, `]]>`, surrogates, characters XML forbids, XML
+ * 1.1's rules) is still read by saxes' own code, so its checks and messages are unchanged;
+ * test/SaxesFast.test.ts compares events and errors with stock saxes on generated input.
+ * Line and column, which saxes keeps only for messages when `position` is on, are not kept.
+ */
+import { SaxesParser, type SaxesTagPlain } from "saxes"
+
+/** One attribute of a start tag, in document order. */
+export interface Attribute {
+  readonly name: string
+  readonly value: string
+}
+
+/** saxes 6's private members used here */
+interface Internals {
+  chunk: string
+  i: number
+  prevI: number
+  state: number
+  q: number | null
+  text: string
+  name: string
+  forbiddenState: number
+  currentXMLVersion: string
+  textHandler: ((text: string) => void) | undefined
+  attribList: Array<Attribute>
+  pushAttrib: (name: string, value: string) => void
+  tag: { attributes: unknown }
+  processAttribs: (this: Internals) => void
+  stateTable: Array<(this: Internals) => void>
+  fail: (message: string) => void
+  handleTextInRoot: (this: Internals) => void
+  captureNameChars: (this: Internals) => number
+  sAttribValueQuoted: (this: Internals) => void
+}
+
+const stock = SaxesParser.prototype as unknown as Internals
+const handleTextInRoot = stock.handleTextInRoot
+const captureNameChars = stock.captureNameChars
+const sAttribValueQuoted = stock.sAttribValueQuoted
+/** saxes 6's state number for a quoted attribute value, to check its state table */
+const S_ATTRIB_VALUE_QUOTED = 40
+
+/** saxes 6's states and codes used here */
+const S_OPEN_WAKA = 15
+const S_ATTRIB_VALUE_CLOSED = 41
+const LESS = 0x3c
+/** saxes' state after `]]` in text: a `>` next is an error its own loop must see */
+const FORBIDDEN_BRACKET_BRACKET = 2
+const FORBIDDEN_START = 0
+
+const table = (size: number, from: number, to: number, except: string, also = ""): Uint8Array => {
+  const t = new Uint8Array(size)
+  t.fill(1, from, to)
+  for (const c of except) t[c.charCodeAt(0)] = 0
+  for (const c of also) t[c.charCodeAt(0)] = 1
+  return t
+}
+/** characters below `^` that text reading passes over: all but `&`, `<`, `]` and controls other than tab and LF */
+const TEXT = table(0x5e, 0x20, 0x5e, "&<]", "\t\n")
+const NAME = table(0x80, 0, 0, "", "-.0123456789:ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")
+/** what ends a name and is read by saxes as itself: no CR, which saxes turns into LF */
+const NAME_END = table(0x80, 0, 0, "", " \t\n>/=")
+/** ASCII in a quoted attribute value that needs nothing: not a quote, `&`, `<` or a control */
+const VALUE = table(0x80, 0x20, 0x80, "\"&'<")
+
+/**
+ * Text up to its `<`, the common case, is read here whole; anything else from the first
+ * character that needs saxes' attention on is read by saxes' own method.
+ */
+function fastText(this: Internals): void {
+  const { chunk, i: start } = this
+  if (this.forbiddenState === FORBIDDEN_BRACKET_BRACKET || this.currentXMLVersion !== "1.0") {
+    return handleTextInRoot.call(this)
+  }
+  const end = chunk.length
+  let j = start
+  for (; j < end; j++) {
+    const c = chunk.charCodeAt(j)
+    if (c > 0x5d ? c >= 0xd800 : TEXT[c] !== 1) break
+  }
+  const handler = this.textHandler
+  if (j < end && chunk.charCodeAt(j) === LESS) {
+    // saxes' own handling of "<" in text
+    this.prevI = j
+    this.i = j + 1
+    this.state = S_OPEN_WAKA
+    this.forbiddenState = FORBIDDEN_START
+    if (handler !== undefined) {
+      const text = this.text
+      const slice = chunk.slice(start, j)
+      if (text.length !== 0) {
+        handler(text + slice)
+        this.text = ""
+      } else if (slice.length !== 0) handler(slice)
+    }
+    return
+  }
+  if (j !== start) {
+    if (handler !== undefined) this.text += chunk.slice(start, j)
+    this.i = j
+    this.forbiddenState = FORBIDDEN_START
+  }
+  handleTextInRoot.call(this)
+}
+
+/** A name up to a space, tab, LF, `>`, `/` or `=`, the common case, is read here whole. */
+function fastName(this: Internals): number {
+  const { chunk, i: start } = this
+  const end = chunk.length
+  let j = start
+  for (; j < end; j++) {
+    const c = chunk.charCodeAt(j)
+    if (c >= 0x80 || NAME[c] !== 1) break
+  }
+  if (j < end) {
+    const c = chunk.charCodeAt(j)
+    if (NAME_END[c] === 1) {
+      this.name += chunk.slice(start, j)
+      this.prevI = j
+      this.i = j + 1
+      return c
+    }
+  }
+  if (j !== start) {
+    this.name += chunk.slice(start, j)
+    this.i = j
+  }
+  return captureNameChars.call(this)
+}
+
+/** A value up to its closing quote, the common case, is read here whole. */
+function fastValue(this: Internals): void {
+  const { chunk, i: start } = this
+  if (this.currentXMLVersion !== "1.0") return sAttribValueQuoted.call(this)
+  const end = chunk.length
+  let j = start
+  for (; j < end; j++) {
+    const c = chunk.charCodeAt(j)
+    if (c >= 0x80 ? c >= 0xd800 : VALUE[c] !== 1) break
+  }
+  if (j < end && chunk.charCodeAt(j) === this.q) {
+    // saxes' own handling of the closing quote
+    this.prevI = j
+    this.i = j + 1
+    this.pushAttrib(this.name, this.text + chunk.slice(start, j))
+    this.name = this.text = ""
+    this.q = null
+    this.state = S_ATTRIB_VALUE_CLOSED
+    return
+  }
+  if (j !== start) {
+    this.text += chunk.slice(start, j)
+    this.i = j
+  }
+  sAttribValueQuoted.call(this)
+}
+
+/** Past this many attributes a Set finds a repeated name; below, comparing each pair is quicker. */
+const PAIRWISE = 8
+
+/** saxes' duplicate check, with the list left as the tag's attributes */
+function listAttributes(this: Internals): void {
+  const list = this.attribList
+  if (list.length <= PAIRWISE) {
+    for (let a = 1; a < list.length; a++) {
+      const name = list[a]!.name
+      let b = 0
+      while (b < a && list[b]!.name !== name) b++
+      if (b < a) this.fail(`duplicate attribute: ${name}.`)
+    }
+  } else {
+    const seen = new Set<string>()
+    for (const { name } of list) {
+      if (seen.has(name)) this.fail(`duplicate attribute: ${name}.`)
+      seen.add(name)
+    }
+  }
+  this.tag.attributes = list
+  this.attribList = []
+}
+
+/**
+ * The shorter paths are methods of a subclass, so that saxes' constructor puts them in its
+ * state table, and a parser has no more own properties than saxes gives it: a few more, and
+ * with its event handlers V8 turned it into a dictionary, which made every field slow.
+ */
+class FastSaxesParser extends SaxesParser<{ xmlns: false; position: false }> {}
+const fast = FastSaxesParser.prototype as unknown as Internals & { processAttribsPlain: (this: Internals) => void }
+fast.handleTextInRoot = fastText
+fast.captureNameChars = fastName
+fast.sAttribValueQuoted = fastValue
+fast.processAttribsPlain = listAttributes
+
+/**
+ * A saxes parser with the shorter paths. Its tags' `attributes` are lists: read them with
+ * `attributesOf`. Of a repeated attribute (an error saxes reports) the last is the value.
+ */
+export const fastSaxes = (): SaxesParser<{ xmlns: false; position: false }> => {
+  const sax = new FastSaxesParser({ xmlns: false, position: false })
+  const internals = sax as unknown as Internals
+  if (internals.stateTable?.[S_ATTRIB_VALUE_QUOTED] !== fastValue || internals.processAttribs !== listAttributes ||
+    typeof handleTextInRoot !== "function" || typeof captureNameChars !== "function") {
+    throw new Error("saxes is not the version 6 this parser was written against")
+  }
+  return sax
+}
+
+/** The attributes of a tag read by a `fastSaxes` parser, in document order. */
+export const attributesOf = (tag: SaxesTagPlain): ReadonlyArray<Attribute> =>
+  tag.attributes as unknown as ReadonlyArray<Attribute>
