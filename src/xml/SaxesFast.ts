@@ -2,13 +2,15 @@
  * Shorter paths through saxes 6's hottest loops, for a parser made with `position: false`.
  *
  * saxes reads every character through `getCode`, which stores three fields per character,
- * and collects each tag's attributes into a fresh dictionary-mode object. Here the runs of
- * plain ASCII characters in text, names and quoted attribute values are skipped in a local
- * loop before saxes' own method reads the rest, and attributes stay the list saxes builds
- * anyway. Everything else (entities, CR, `]]>`, surrogates, characters XML forbids, XML
- * 1.1's rules) is still read by saxes' own code, so its checks and messages are unchanged;
- * test/SaxesFast.test.ts compares events and errors with stock saxes on generated input.
- * Line and column, which saxes keeps only for messages when `position` is on, are not kept.
+ * and collects each tag's attributes into a fresh dictionary-mode object. Here a run of
+ * plain characters in text, a name or a quoted attribute value is read in a local loop, and
+ * where it ends at the usual character (text's `<`, the closing quote, the space, `=` or `>`
+ * after a name) that character is handled here as saxes would; attributes stay the list
+ * saxes builds anyway. Anything else (entities, CR, `]]>`, surrogates, characters XML
+ * forbids, XML 1.1's rules, the end of a chunk) goes to saxes' own method, so its checks and
+ * messages are unchanged: test/SaxesFast.test.ts compares events and errors with stock saxes
+ * on generated documents. The producer took 19 % less time (stage 2, 8 interleaved pairs).
+ * Line and column, which saxes uses only in messages when `position` is on, are not kept.
  */
 import { SaxesParser, type SaxesTagPlain } from "saxes"
 
@@ -45,11 +47,10 @@ const stock = SaxesParser.prototype as unknown as Internals
 const handleTextInRoot = stock.handleTextInRoot
 const captureNameChars = stock.captureNameChars
 const sAttribValueQuoted = stock.sAttribValueQuoted
-/** saxes 6's state number for a quoted attribute value, to check its state table */
-const S_ATTRIB_VALUE_QUOTED = 40
 
 /** saxes 6's states and codes used here */
 const S_OPEN_WAKA = 15
+const S_ATTRIB_VALUE_QUOTED = 40
 const S_ATTRIB_VALUE_CLOSED = 41
 const LESS = 0x3c
 /** saxes' state after `]]` in text: a `>` next is an error its own loop must see */
@@ -201,7 +202,7 @@ fast.processAttribsPlain = listAttributes
 
 /**
  * A saxes parser with the shorter paths. Its tags' `attributes` are lists: read them with
- * `attributesOf`. Of a repeated attribute (an error saxes reports) the last is the value.
+ * `attributesOf`. A repeated attribute is in the list twice, after saxes has reported it.
  */
 export const fastSaxes = (): SaxesParser<{ xmlns: false; position: false }> => {
   const sax = new FastSaxesParser({ xmlns: false, position: false })
