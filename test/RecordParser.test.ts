@@ -369,6 +369,34 @@ describe("RecordParser", () => {
       parser.end()
       assert.deepStrictEqual(rows, [[0, ["1", null, "hello"]]])
     })
+
+    it("attributes in any order, one read into two columns, others passed over", () => {
+      const shape: DocumentShape = {
+        root: "items",
+        record: {
+          element: "item",
+          table: "item",
+          stagingTable: "stg_item",
+          key: "item_id",
+          columns: [
+            attribute("id", "item_id", ValueType.id, true),
+            attribute("code", "code", ValueType.text),
+            attribute("id", "id_again", ValueType.text),
+            attribute("kind", "kind", ValueType.text)
+          ],
+          children: []
+        }
+      }
+      const rows: Array<Array<string | null>> = []
+      const parser = new RecordParser(shape, {
+        row: (_, values) => rows.push([...values]),
+        reject: (reject) => assert.fail(reject.reason),
+        recordEnd: () => {}
+      }, { file: "in.xml" })
+      parser.write(`<items><item extra="x" kind="k" code="c&amp;d" id="7"/><item id="8"></item></items>`)
+      parser.end()
+      assert.deepStrictEqual(rows, [["7", "c&d", "7", "k"], ["8", null, "8", null]])
+    })
   })
 
   describe("rejects", () => {
