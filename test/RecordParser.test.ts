@@ -151,6 +151,25 @@ const SPEC_EXAMPLE = `<?xml version="1.0" encoding="UTF-8"?>
 </groups>
 `
 
+/** A document of `<item>` records in `<items>`, keyed by `item_id`. */
+const itemsShape = (columns: RecordShape["columns"], children: RecordShape["children"] = []): DocumentShape => ({
+  root: "items",
+  record: { element: "item", table: "item", stagingTable: "stg_item", key: "item_id", columns, children }
+})
+
+/** The rows `xml` gives, each with its table's index; a reject fails the test. */
+const rowsOf = (shape: DocumentShape, xml: string): Array<[number, Array<string | null>]> => {
+  const rows: Array<[number, Array<string | null>]> = []
+  const parser = new RecordParser(shape, {
+    row: (table, values) => rows.push([table, [...values]]),
+    reject: (reject) => assert.fail(reject.reason),
+    recordEnd: () => {}
+  }, { file: "in.xml" })
+  parser.write(xml)
+  parser.end()
+  return rows
+}
+
 describe("RecordParser", () => {
   describe("values", () => {
     it("the spec example gives exactly the expected rows", () => {
@@ -344,58 +363,24 @@ describe("RecordParser", () => {
         columns: [attribute("id", "note_id", ValueType.id, true), parentKey("item_id")],
         children: []
       }
-      const shape: DocumentShape = {
-        root: "items",
-        record: {
-          element: "item",
-          table: "item",
-          stagingTable: "stg_item",
-          key: "item_id",
-          columns: [
-            attribute("id", "item_id", ValueType.id, true),
-            child("note", "first_note", ValueType.text),
-            child("note", "last_note", ValueType.text)
-          ],
-          children: [note]
-        }
-      }
-      const rows: Array<[number, Array<string | null>]> = []
-      const parser = new RecordParser(shape, {
-        row: (table, values) => rows.push([table, [...values]]),
-        reject: (reject) => assert.fail(reject.reason),
-        recordEnd: () => {}
-      }, { file: "in.xml" })
-      parser.write(`<items><item id="1"><note id="5">hello</note></item></items>`)
-      parser.end()
+      const shape = itemsShape([
+        attribute("id", "item_id", ValueType.id, true),
+        child("note", "first_note", ValueType.text),
+        child("note", "last_note", ValueType.text)
+      ], [note])
+      const rows = rowsOf(shape, `<items><item id="1"><note id="5">hello</note></item></items>`)
       assert.deepStrictEqual(rows, [[0, ["1", null, "hello"]]])
     })
 
     it("attributes in any order, one read into two columns, others passed over", () => {
-      const shape: DocumentShape = {
-        root: "items",
-        record: {
-          element: "item",
-          table: "item",
-          stagingTable: "stg_item",
-          key: "item_id",
-          columns: [
-            attribute("id", "item_id", ValueType.id, true),
-            attribute("code", "code", ValueType.text),
-            attribute("id", "id_again", ValueType.text),
-            attribute("kind", "kind", ValueType.text)
-          ],
-          children: []
-        }
-      }
-      const rows: Array<Array<string | null>> = []
-      const parser = new RecordParser(shape, {
-        row: (_, values) => rows.push([...values]),
-        reject: (reject) => assert.fail(reject.reason),
-        recordEnd: () => {}
-      }, { file: "in.xml" })
-      parser.write(`<items><item extra="x" kind="k" code="c&amp;d" id="7"/><item id="8"></item></items>`)
-      parser.end()
-      assert.deepStrictEqual(rows, [["7", "c&d", "7", "k"], ["8", null, "8", null]])
+      const shape = itemsShape([
+        attribute("id", "item_id", ValueType.id, true),
+        attribute("code", "code", ValueType.text),
+        attribute("id", "id_again", ValueType.text),
+        attribute("kind", "kind", ValueType.text)
+      ])
+      const rows = rowsOf(shape, `<items><item extra="x" kind="k" code="c&amp;d" id="7"/><item id="8"></item></items>`)
+      assert.deepStrictEqual(rows, [[0, ["7", "c&d", "7", "k"]], [0, ["8", null, "8", null]]])
     })
   })
 
