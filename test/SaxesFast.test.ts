@@ -18,13 +18,15 @@ const BAD: unique symbol = Symbol("bad")
 type Pieces = ReadonlyArray<string | typeof BAD>
 const TEXT: Pieces = [
   "plain text", "Группа №2", "12345", " ", "\n    ", "\t", "a>b", "]x", "]]x", "] ]>", "x]>", "&amp;", "&lt;&gt;", "&#x41;",
-  "&#1055;", "\r", "\r\n", "x\ry", "\u0085", "\u2028", "😀", "\ufffd", "\ue000", "{\"a\":\"b\"}", "é",
-  BAD, "]]>", "\u007f\u009f", "&bogus;", "&", "\u0001", "\u000b", "\ud800", "\udc00x", "\ufffe", "\uffff", "a<"
+  "&#1055;", "&#x0430;", "&#00065;", "&#1114111;", "&#x10FFFF;", "&apos;&quot;", "\r", "\r\n", "x\ry", "\u0085",
+  "\u2028", "😀", "\ufffd", "\ue000", "{\"a\":\"b\"}", "é",
+  BAD, "]]>", "\u007f\u009f", "&bogus;", "&", "&#X41;", "&#X;", "&#x;", "&#;", "&#0;", "&#xD800;", "&#x110000;",
+  "&#12345678;", "&a-b;", "&#x4g;", "&a\nb;", "\u0001", "\u000b", "\ud800", "\udc00x", "\ufffe", "\uffff", "a<"
 ]
 const NAME: Pieces = ["a", "b", "group", "event_1", "ns:x", "a-b.c", "Имя", "x😀", "a\u00b7b", BAD, "1a", "a b"]
 const VALUE: Pieces = [
-  "1", "G-0000001", "2026-01-01T00:00:02.819Z", "", "a>b", "&amp;", "&#9;", "\t", "\n", "\r\n", "\r", "Москва", "😀",
-  "]]>", "\u0085", BAD, "a<b", "x&y", "\ud800", "\ufffe", "\u0001"
+  "1", "G-0000001", "2026-01-01T00:00:02.819Z", "", "a>b", "&amp;", "&#9;", "&#x41;&lt;", "\t", "\n", "\r\n", "\r",
+  "Москва", "😀", "]]>", "\u0085", BAD, "a<b", "x&y", "\ud800", "\ufffe", "\u0001"
 ]
 
 /** a piece of `xs`: a bad one at the rate `bad` */
