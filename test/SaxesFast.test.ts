@@ -36,6 +36,8 @@ const piece = (rnd: () => number, xs: Pieces, bad: number): string => {
   return xs[k] as string
 }
 
+const pick = <A>(rnd: () => number, xs: ReadonlyArray<A>): A => xs[Math.floor(rnd() * xs.length)]!
+
 const attributeText = (rnd: () => number, bad: number): string => {
   let s = ""
   const n = Math.floor(rnd() * 4)
@@ -78,6 +80,7 @@ const documentText = (rnd: () => number, bad: number): string => {
   }
   while (open.length > 0) parts.push(`</${open.pop()}>`)
   parts.push("</root>")
+  if (rnd() < bad) parts.push(pick(rnd, ["<root/>", "<second a=\"1\">x</second>", "text after", "<!-- c -->", "\n"]))
   return parts.join("")
 }
 
