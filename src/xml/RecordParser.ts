@@ -3,10 +3,10 @@
  * Synchronous and plain: it is the hot loop, so there is no Effect, closure or Schema
  * per record. Records go to a RecordSink as arrays of validated text values.
  */
-import type { SaxesParser, SaxesTagPlain } from "saxes"
+import type { SaxesTagPlain } from "saxes"
 import { XmlParseError } from "../Errors.js"
 import { ByteOffsets } from "./ByteOffsets.js"
-import { attributesOf, fastSaxes } from "./SaxesFast.js"
+import { attributesOf, fastSaxes, type FastSaxes, setTextHandler } from "./SaxesFast.js"
 import { type Column, type DocumentShape, type RecordShape, recordShapes } from "../shape/Shape.js"
 
 /**
@@ -190,17 +190,7 @@ export interface RecordParserOptions {
   readonly resumeAt?: { readonly byte: number; readonly ord: number }
 }
 
-type Sax = SaxesParser<{ xmlns: false; position: false }>
-
-/**
- * What `sax.on("text", handler)` and `sax.off("text")` do, without their lookup of the field
- * by event name: `open` and `close` switch it for every field, and this way the producer took
- * 1.3 % less time (stage 2, 10 interleaved pairs). saxes 6 names the field so; were it renamed,
- * every field would read empty and the tests fail.
- */
-const setTextHandler = (sax: Sax, handler: ((text: string) => void) | undefined): void => {
-  ;(sax as unknown as { textHandler: ((text: string) => void) | undefined }).textHandler = handler
-}
+type Sax = FastSaxes
 
 /** A well-formedness break at a global character position; caught by `RecordParser.feed`. */
 class Break {

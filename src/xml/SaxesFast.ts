@@ -403,11 +403,14 @@ fast.parseEntity = fastParseEntity
 ;(fast as unknown as { write: typeof fastWrite }).write = fastWrite
 fast.processAttribsPlain = listAttributes
 
+/** A saxes parser made by `fastSaxes`. */
+export type FastSaxes = SaxesParser<{ xmlns: false; position: false }>
+
 /**
  * A saxes parser with the shorter paths. Its tags' `attributes` are lists: read them with
  * `attributesOf`. A repeated attribute is in the list twice, after saxes has reported it.
  */
-export const fastSaxes = (): SaxesParser<{ xmlns: false; position: false }> => {
+export const fastSaxes = (): FastSaxes => {
   const sax = new FastSaxesParser({ xmlns: false, position: false })
   const internals = sax as unknown as Internals
   if (internals.stateTable?.[S_ATTRIB_VALUE_QUOTED] !== fastValue || internals.stateTable[S_ENTITY] !== fastEntity ||
@@ -421,3 +424,12 @@ export const fastSaxes = (): SaxesParser<{ xmlns: false; position: false }> => {
 /** The attributes of a tag read by a `fastSaxes` parser, in document order. */
 export const attributesOf = (tag: SaxesTagPlain): ReadonlyArray<Attribute> =>
   tag.attributes as unknown as ReadonlyArray<Attribute>
+
+/**
+ * What `sax.on("text", handler)` and `sax.off("text")` do, without their lookup of the field
+ * by event name: `RecordParser` switches it for every field, and this way the producer took
+ * 1.3 % less time (stage 2, 10 interleaved pairs, session 16).
+ */
+export const setTextHandler = (sax: FastSaxes, handler: ((text: string) => void) | undefined): void => {
+  ;(sax as unknown as Internals).textHandler = handler
+}
