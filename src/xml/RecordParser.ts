@@ -190,8 +190,6 @@ export interface RecordParserOptions {
   readonly resumeAt?: { readonly byte: number; readonly ord: number }
 }
 
-type Sax = FastSaxes
-
 /** A well-formedness break at a global character position; caught by `RecordParser.feed`. */
 class Break {
   constructor(readonly position: number, readonly reason: string) {}
@@ -200,7 +198,7 @@ class Break {
 const SYNTHETIC_ROOT_LENGTH = (root: string) => root.length + 2
 
 export class RecordParser {
-  private sax: Sax
+  private sax: FastSaxes
   /** global character position of the current saxes parser's position 0 */
   private base = 0
   /** characters fed so far */
@@ -262,7 +260,7 @@ export class RecordParser {
     }
   }
 
-  private newSax(): Sax {
+  private newSax(): FastSaxes {
     const sax = fastSaxes()
     sax.on("error", (e) => {
       const reason = e.message.replace(/^\d+:\d+: /, "")

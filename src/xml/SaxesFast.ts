@@ -21,6 +21,9 @@
  */
 import { SaxesParser, type SaxesTagPlain } from "saxes"
 
+/** The options of every `fastSaxes` parser: the shorter paths assume them. */
+type FastOptions = { xmlns: false; position: false }
+
 /** One attribute of a start tag, in document order. */
 export interface Attribute {
   readonly name: string
@@ -403,7 +406,7 @@ function listAttributes(this: Internals): void {
  * state table, and a parser has no more own properties than saxes gives it: a few more, and
  * with its event handlers V8 turned it into a dictionary, which made every field slow.
  */
-class FastSaxesParser extends SaxesParser<{ xmlns: false; position: false }> {}
+class FastSaxesParser extends SaxesParser<FastOptions> {}
 const fast = FastSaxesParser.prototype as unknown as Internals & {
   processAttribsPlain: (this: Internals) => void
   write: typeof fastWrite
@@ -418,7 +421,7 @@ fast.write = fastWrite
 fast.processAttribsPlain = listAttributes
 
 /** A saxes parser made by `fastSaxes`. */
-export type FastSaxes = SaxesParser<{ xmlns: false; position: false }>
+export type FastSaxes = SaxesParser<FastOptions>
 
 /**
  * A saxes parser with the shorter paths. Its tags' `attributes` are lists: read them with
