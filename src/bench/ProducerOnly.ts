@@ -51,8 +51,7 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
     rejects += batch.rejects.length
     encodedBytes += batch.bytes
     batches++
-    const transfer: Array<ArrayBuffer> = []
-    regions.release(regionIds(batch.tables.flatMap((t) => t.chunks.map((chunk) => regions.piece(chunk, transfer)))))
+    regions.release(regionIds(batch.tables.flatMap((t) => t.chunks.map((chunk) => regions.piece(chunk)))))
   }, regions)
   const seconds = (performance.now() - started) / 1000
   return {

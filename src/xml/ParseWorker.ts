@@ -20,13 +20,12 @@ import { WorkerRegions } from "./SharedPieces.js"
 const port = parentPort!
 const regions = new WorkerRegions()
 
-/** `transfer` collects the buffers of pieces too large for a shared region. */
-const toWire = (batch: Batch, transfer: Array<ArrayBuffer>): WireBatch => ({
+const toWire = (batch: Batch): WireBatch => ({
   ...batch,
-  tables: batch.tables.map((t) => ({ rows: t.rows, pieces: t.chunks.map((c) => regions.piece(c, transfer)) }))
+  tables: batch.tables.map((t) => ({ rows: t.rows, pieces: t.chunks.map((c) => regions.piece(c)) }))
 })
 
-const post = (message: FromWorker, transfer: Array<ArrayBuffer> = []) => port.postMessage(message, transfer)
+const post = (message: FromWorker) => port.postMessage(message)
 
 class ReadFailure {
   constructor(readonly reason: string) {}
@@ -210,9 +209,8 @@ port.on("message", (message: ToWorker) => {
   if (message.release !== undefined) return regions.release(message.release)
   const current = parsing!
   try {
-    const transfer: Array<ArrayBuffer> = []
     const before = current.producer.bytes
-    const batches = parse(current, message).map((b) => toWire(b, transfer))
+    const batches = parse(current, message).map(toWire)
     const xmlBytes = current.producer.bytes
     post({
       _tag: "Batches",
@@ -222,7 +220,7 @@ port.on("message", (message: ToWorker) => {
       ended: current.ended,
       overran: current.overran,
       ...(current.ahead === undefined ? {} : { ahead: current.ahead })
-    }, transfer)
+    })
     current.ahead = undefined
     // after the post: the main thread has the batches while this thread collects
     collectEvery(xmlBytes - before)

@@ -8,13 +8,17 @@
  *
  * A region is sent to the main thread once, when it is made; after that a piece names its
  * region by number. A piece larger than a region (a very long line) is rare: it gets a
- * buffer of its own, transferred with the batch, so no large region lingers in a pool.
+ * shared buffer of its own, sent with the batch and not pooled, so no large region lingers.
+ * Nothing is transferred: the first ArrayBuffer a worker detached (a transfer does) voided
+ * V8's "no buffer was ever detached" assumption in that isolate, which deoptimized the ~20
+ * functions of the parse and encode loops at once and left their recompiled code checking
+ * every buffer access (docs/benchmarks.md, session 18).
  */
 import { PIECE, type PieceSource } from "../pipeline/Batch.js"
 
 /**
  * A piece of COPY data on the wire: the first `length` bytes of shared region `region`, or
- * `own`, a buffer transferred with it.
+ * `own`, a view of a shared buffer of its own.
  */
 export type WirePiece =
   | { readonly region: number; readonly length: number }
@@ -33,9 +37,9 @@ export class WorkerRegions implements PieceSource {
   private readonly byId: Array<Buffer> = []
   private made: Array<NewRegion> = []
 
-  /** A free region, or for more than `PIECE` bytes a buffer of its own. */
+  /** A free region, or for more than `PIECE` bytes a shared buffer of its own. */
   readonly allocate = (size: number): Buffer => {
-    if (size > PIECE) return Buffer.allocUnsafeSlow(size)
+    if (size > PIECE) return Buffer.from(new SharedArrayBuffer(size))
     const reused = this.free.pop()
     if (reused !== undefined) return reused
     const buffer = new SharedArrayBuffer(PIECE)
@@ -52,14 +56,10 @@ export class WorkerRegions implements PieceSource {
     if (id !== undefined) this.free.push(this.byId[id]!)
   }
 
-  /** The wire form of a piece, a prefix of a region or of a buffer of its own; `transfer` collects the latter. */
-  piece(chunk: Buffer, transfer: Array<ArrayBuffer>): WirePiece {
+  /** The wire form of a piece, a prefix of a region or of a buffer of its own. */
+  piece(chunk: Buffer): WirePiece {
     const region = this.ids.get(chunk.buffer)
-    if (region === undefined) {
-      transfer.push(chunk.buffer as ArrayBuffer)
-      return { own: chunk }
-    }
-    return { region, length: chunk.byteLength }
+    return region === undefined ? { own: chunk } : { region, length: chunk.byteLength }
   }
 
   /** The regions made since the last call. */
