@@ -8,17 +8,19 @@
  *
  * A region is sent to the main thread once, when it is made; after that a piece names its
  * region by number. A piece larger than a region (a very long line) is rare: it gets a
- * shared buffer of its own, sent with the batch and not pooled, so no large region lingers.
- * Nothing is transferred: the first ArrayBuffer a worker detached (a transfer does) voided
- * V8's "no buffer was ever detached" assumption in that isolate, which deoptimized the ~20
+ * buffer of its own, copied into the message, so no large region lingers in a pool; once
+ * posted, the worker keeps one of up to `SPARE_MAX` bytes for the next. It is not transferred: the first ArrayBuffer a worker detached (a transfer does) voided V8's
+ * "no buffer was ever detached" assumption in that isolate, which deoptimized the ~20
  * functions of the parse and encode loops at once and left their recompiled code checking
- * every buffer access (docs/benchmarks.md, session 18).
+ * every buffer access (docs/benchmarks.md, session 18). Nor is it shared: V8 does not count a
+ * SharedArrayBuffer's memory toward collecting, and a producer that made ~360 of them per GB
+ * peaked 45 MB higher.
  */
 import { PIECE, type PieceSource } from "../pipeline/Batch.js"
 
 /**
  * A piece of COPY data on the wire: the first `length` bytes of shared region `region`, or
- * `own`, a view of a shared buffer of its own.
+ * `own`, a buffer of its own, copied.
  */
 export type WirePiece =
   | { readonly region: number; readonly length: number }
@@ -30,16 +32,26 @@ export interface NewRegion {
   readonly buffer: SharedArrayBuffer
 }
 
+/** The largest buffer of its own the worker keeps for the next long line. */
+const SPARE_MAX = 2 ** 20
+
 /** The worker's side: hands out free regions and names the pieces it posts. */
 export class WorkerRegions implements PieceSource {
   private readonly free: Array<Buffer> = []
   private readonly ids = new Map<ArrayBufferLike, number>()
   private readonly byId: Array<Buffer> = []
   private made: Array<NewRegion> = []
+  /** a buffer of its own that was posted, free again */
+  private spare: Buffer | undefined = undefined
 
-  /** A free region, or for more than `PIECE` bytes a shared buffer of its own. */
+  /** A free region, or for more than `PIECE` bytes a buffer of its own. */
   readonly allocate = (size: number): Buffer => {
-    if (size > PIECE) return Buffer.from(new SharedArrayBuffer(size))
+    if (size > PIECE) {
+      const spare = this.spare
+      if (spare === undefined || spare.length < size) return Buffer.allocUnsafeSlow(size)
+      this.spare = undefined
+      return spare
+    }
     const reused = this.free.pop()
     if (reused !== undefined) return reused
     const buffer = new SharedArrayBuffer(PIECE)
@@ -60,6 +72,16 @@ export class WorkerRegions implements PieceSource {
   piece(chunk: Buffer): WirePiece {
     const region = this.ids.get(chunk.buffer)
     return region === undefined ? { own: chunk } : { region, length: chunk.byteLength }
+  }
+
+  /**
+   * `piece` was posted. The message holds a copy of a buffer of its own, so the buffer is
+   * free again: the largest of at most `SPARE_MAX` bytes is kept.
+   */
+  posted(piece: WirePiece): void {
+    if (!("own" in piece)) return
+    const whole = Buffer.from(piece.own.buffer, 0, piece.own.buffer.byteLength)
+    if (whole.length <= SPARE_MAX && whole.length > (this.spare?.length ?? 0)) this.spare = whole
   }
 
   /** The regions made since the last call. */
