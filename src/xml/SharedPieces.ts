@@ -9,12 +9,14 @@
  * A region is sent to the main thread once, when it is made; after that a piece names its
  * region by number. A piece larger than a region (a very long line) is rare: it gets a
  * buffer of its own, copied into the message, so no large region lingers in a pool; once
- * posted, the worker keeps one of up to `SPARE_MAX` bytes for the next. It is not transferred: the first ArrayBuffer a worker detached (a transfer does) voided V8's
- * "no buffer was ever detached" assumption in that isolate, which deoptimized the ~20
+ * posted, the worker keeps one of up to `SPARE_MAX` bytes for the next.
+ *
+ * It is not transferred: the first ArrayBuffer a worker detached (a transfer does) voided
+ * V8's "no buffer was ever detached" assumption in that isolate, which deoptimized the ~20
  * functions of the parse and encode loops at once and left their recompiled code checking
- * every buffer access (docs/benchmarks.md, session 18). Nor is it shared: V8 does not count a
- * SharedArrayBuffer's memory toward collecting, and a producer that made ~360 of them per GB
- * peaked 45 MB higher.
+ * every buffer access (docs/benchmarks.md, session 18). Nor is it shared: V8 does not count
+ * a SharedArrayBuffer's memory toward collecting, and a producer that made ~360 of them per
+ * GB peaked 45 MB higher.
  */
 import { PIECE, type PieceSource } from "../pipeline/Batch.js"
 
