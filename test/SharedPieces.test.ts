@@ -46,21 +46,21 @@ describe("buffers of their own", () => {
     const large = worker.allocate(4 * PIECE)
     // not posted yet: still the batch's, so never handed out again
     assert.notStrictEqual(worker.allocate(2 * PIECE).buffer, small.buffer)
-    worker.posted(worker.piece(small.subarray(0, 10)))
-    worker.posted(worker.piece(large.subarray(0, 10)))
-    worker.posted(worker.piece(worker.allocate(PIECE).subarray(0, 10)))
+    worker.posted([worker.piece(small.subarray(0, 10))])
+    worker.posted([worker.piece(large.subarray(0, 10))])
+    worker.posted([worker.piece(worker.allocate(PIECE).subarray(0, 10))])
     // the larger is kept, whole, and handed out once
     const reused = worker.allocate(3 * PIECE)
     assert.strictEqual(reused.buffer, large.buffer)
     assert.strictEqual(reused.byteLength, 4 * PIECE)
     assert.notStrictEqual(worker.allocate(3 * PIECE).buffer, large.buffer)
     // too small for the request: a fresh one, and the spare stays
-    worker.posted(worker.piece(small))
+    worker.posted([worker.piece(small)])
     assert.notStrictEqual(worker.allocate(3 * PIECE).buffer, small.buffer)
     assert.strictEqual(worker.allocate(2 * PIECE).buffer, small.buffer)
     // past 1 MiB: not kept
     const huge = worker.allocate(2 ** 20 + 1)
-    worker.posted(worker.piece(huge))
+    worker.posted([worker.piece(huge)])
     assert.notStrictEqual(worker.allocate(2 * PIECE).buffer, huge.buffer)
   })
 })

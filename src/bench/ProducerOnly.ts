@@ -51,7 +51,10 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
     rejects += batch.rejects.length
     encodedBytes += batch.bytes
     batches++
-    regions.release(regionIds(batch.tables.flatMap((t) => t.chunks.map((chunk) => regions.piece(chunk)))))
+    // as the worker does once it has posted the batch
+    const pieces = batch.tables.flatMap((t) => t.chunks.map((chunk) => regions.piece(chunk)))
+    regions.posted(pieces)
+    regions.release(regionIds(pieces))
   }, regions)
   const seconds = (performance.now() - started) / 1000
   return {

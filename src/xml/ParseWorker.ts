@@ -221,7 +221,7 @@ port.on("message", (message: ToWorker) => {
       overran: current.overran,
       ...(current.ahead === undefined ? {} : { ahead: current.ahead })
     })
-    for (const b of batches) for (const t of b.tables) for (const p of t.pieces) regions.posted(p)
+    regions.posted(batches.flatMap((b) => b.tables.flatMap((t) => t.pieces)))
     current.ahead = undefined
     // after the post: the main thread has the batches while this thread collects
     collectEvery(xmlBytes - before)

@@ -77,13 +77,15 @@ export class WorkerRegions implements PieceSource {
   }
 
   /**
-   * `piece` was posted. The message holds a copy of a buffer of its own, so the buffer is
+   * `pieces` were posted. The message holds copies of the buffers of their own, so those are
    * free again: the largest of at most `SPARE_MAX` bytes is kept.
    */
-  posted(piece: WirePiece): void {
-    if (!("own" in piece)) return
-    const whole = Buffer.from(piece.own.buffer, 0, piece.own.buffer.byteLength)
-    if (whole.length <= SPARE_MAX && whole.length > (this.spare?.length ?? 0)) this.spare = whole
+  posted(pieces: ReadonlyArray<WirePiece>): void {
+    for (const piece of pieces) {
+      if (!("own" in piece)) continue
+      const whole = Buffer.from(piece.own.buffer, 0, piece.own.buffer.byteLength)
+      if (whole.length <= SPARE_MAX && whole.length > (this.spare?.length ?? 0)) this.spare = whole
+    }
   }
 
   /** The regions made since the last call. */
