@@ -336,7 +336,8 @@ pty("xml2pg ingest on a terminal (pseudo-terminal from util-linux `script`)", ()
     [process.execPath, bin, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ")
 
   it("redraws one line in place, at most ~4 times a second, and erases it before the summary", async () => {
-    const child = underPty(nodeCommand(ingestArgs(small, "--progress-every", "100")))
+    // small batches on the larger file: a load that outlasts a few redraws on a fast machine too
+    const child = underPty(nodeCommand(ingestArgs(large, "--progress-every", "100", "--batch-rows", "2000")))
     let raw = ""
     child.stdout.on("data", (b) => (raw += b))
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve))
@@ -344,7 +345,7 @@ pty("xml2pg ingest on a terminal (pseudo-terminal from util-linux `script`)", ()
     const frames = raw.split("\r\x1b[2K").slice(1).map((f) => f.split("\r")[0]!).filter((f) => f.includes("rec/s"))
     assert.isAtLeast(frames.length, 2, JSON.stringify(raw))
     for (const f of frames) {
-      assert.match(f, /small\.xml +[\d.]+\/[\d.]+ MB [\d.]+% +[\d.]+ MB\/s +[\d.k]+ rec\/s +rejects 0 +queue \d\/4 +writers \d\/2/)
+      assert.match(f, /large\.xml +[\d.]+\/[\d.]+ MB [\d.]+% +[\d.]+ MB\/s +[\d.k]+ rec\/s +rejects 0 +queue \d\/4 +writers \d\/2/)
       assert.isAtMost(f.length, 119)
     }
     assert.notInclude(raw, "progress: read", "no periodic log lines on a terminal")
@@ -352,7 +353,7 @@ pty("xml2pg ingest on a terminal (pseudo-terminal from util-linux `script`)", ()
     assert.isAtMost(frames.length, Math.ceil(seconds * 4) + 2, `${frames.length} frames in ${seconds} s`)
     const shown = screen(raw)
     assert.deepStrictEqual(shown.filter((l) => l.includes("rec/s")), [], "the live line is gone at the end")
-    const summaryAt = shown.findIndex((l) => /^file\s+.*small\.xml$/.test(l))
+    const summaryAt = shown.findIndex((l) => /^file\s+.*large\.xml$/.test(l))
     assert.isAbove(summaryAt, 0, shown.join("\n"))
     assert.match(shown[summaryAt + 1]!, /^run\s+\d+ \(done\)$/)
     // nothing but log lines above the summary: the redraws did not pile up lines

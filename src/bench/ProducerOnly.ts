@@ -51,9 +51,9 @@ export const producerOnly = async (file: string): Promise<StageOutcome> => {
     rejects += batch.rejects.length
     encodedBytes += batch.bytes
     batches++
-    // as the worker does once it has posted the batch
+    // as the worker does when it posts the batch, and the main thread once it is written
     const pieces = batch.tables.flatMap((t) => t.chunks.map((chunk) => regions.piece(chunk)))
-    regions.posted(pieces)
+    regions.takeChanges()
     regions.release(regionIds(pieces))
   }, regions)
   const seconds = (performance.now() - started) / 1000

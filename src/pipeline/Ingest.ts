@@ -424,7 +424,6 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
     }
     // verified[k]: range k starts between records (range k-1 ended there, and is itself verified)
     const verified = yield* Effect.forEach(starts, () => Deferred.make<boolean>())
-    const halts = yield* Effect.forEach(starts, () => Deferred.make<void>())
     yield* Deferred.succeed(verified[0]!, true)
     // range k ran past its end: it parses on to the end of the file, and the ranges after it are dropped
     const overran = (k: number) =>
@@ -435,7 +434,6 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
         dropped = k + 1
         for (let j = k + 1; j < count; j++) {
           yield* Deferred.succeed(verified[j]!, false)
-          yield* Deferred.succeed(halts[j]!, undefined)
         }
         yield* Effect.logWarning(
           `${file}: byte ${ranges[k]} looked like the end of a record and is not (a comment or CDATA section?); ` +
@@ -453,7 +451,9 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
         Stream.concat(k + 1 < count
           ? Stream.execute(Effect.flatMap(Deferred.await(verified[k]!), (ok) => Deferred.succeed(verified[k + 1]!, ok)))
           : Stream.empty),
-        Stream.interruptWhen(Deferred.await(halts[k]!))
+        // a dropped range stops at its next batch, which the filter below drops; not
+        // `Stream.interruptWhen`, which forked a fiber per batch (docs/benchmarks.md, session 19)
+        Stream.takeWhile(() => k < dropped)
       )
     }
     const merged = count === 1

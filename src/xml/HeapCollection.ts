@@ -1,9 +1,16 @@
 /**
- * Full collections of a thread's heap, one per 64 MiB of XML it handled, where `gc` is exposed
- * (`--expose-gc` on the CLI's shebang). The parse worker collects its own heap, which holds
- * only the parse; the main thread collects only where the program opted in
- * (`MAIN_THREAD_COLLECTS`, set by the CLI): a library user's app with `gc` exposed and a
+ * Full collections of a thread's heap, where `gc` is exposed (`--expose-gc` on the CLI's
+ * shebang): one per 64 MiB of XML the thread parsed (`collectEvery`), one per 256 MiB its
+ * parse workers parsed (`collectForWorkers`, on the main thread). The parse worker collects its
+ * own heap, which holds only the parse; the main thread collects only where the program opted
+ * in (`MAIN_THREAD_COLLECTS`, set by the CLI): a library user's app with `gc` exposed and a
  * large heap of its own does not get full collections it did not ask for.
+ *
+ * Why the main thread collects more rarely for its workers: there each full collection threw
+ * away optimized code (V8 drops code whose embedded objects died, and the Effect run loop's
+ * code embeds many short-lived ones). At one per 64 MiB, ~310 more compiles per GB, a third of
+ * the thread's time in baseline code, and a 1 GB load ~10 % slower (docs/benchmarks.md,
+ * session 19). With none, its old generation grew by ~35 MB per GB before V8 collected.
  *
  * Left to V8, an old generation climbs in a saw-tooth far past its live set (the worker's from
  * ~5 MB to ~18 MB, compacting every 300–400 MB of XML), so a long load peaked higher than a
@@ -13,8 +20,10 @@
  */
 import { isMainThread } from "node:worker_threads"
 
-/** XML bytes between full collections */
+/** XML bytes parsed by this thread between full collections */
 const EVERY = 64 * 2 ** 20
+/** XML bytes parsed by the main thread's workers between its full collections */
+const WORKERS_EVERY = 256 * 2 ** 20
 
 /** Set to true on `globalThis` by a program whose main thread is to collect too (`src/bin.ts`). */
 export const MAIN_THREAD_COLLECTS = Symbol.for("xml2pg.mainThreadCollects")
@@ -24,13 +33,22 @@ const gc = (globalThis as { gc?: () => void }).gc
 const collects = (): boolean =>
   gc !== undefined && (!isMainThread || (globalThis as Record<symbol, unknown>)[MAIN_THREAD_COLLECTS] === true)
 
-/** XML bytes since this thread's last full collection, over every input it handled */
+/** XML bytes since this thread's last full collection: parsed by it, and by its workers, over every input */
 let since = 0
+let sinceWorkers = 0
 
-/** Counts `bytes` more XML handled; collects this thread's heap each time they add up to 64 MiB. */
+/** Counts `bytes` more XML parsed by this thread; collects its heap each time they add up to 64 MiB. */
 export const collectEvery = (bytes: number): void => {
   since += bytes
   if (since < EVERY || !collects()) return
   gc!()
   since = 0
+}
+
+/** Counts `bytes` more XML parsed by this thread's parse workers; collects its heap each time they add up to 256 MiB. */
+export const collectForWorkers = (bytes: number): void => {
+  sinceWorkers += bytes
+  if (sinceWorkers < WORKERS_EVERY || !collects()) return
+  gc!()
+  sinceWorkers = 0
 }

@@ -18,6 +18,7 @@
  * A load of several inputs keeps one worker (`makeParseWorkers`): an input that ends cleanly
  * hands it on, booted, its code compiled and its shared regions made, to the next one.
  */
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
@@ -29,7 +30,8 @@ import { ReadError, XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import type { WireDocument } from "../shape/Shape.js"
 import type { ProducerOptions } from "./Producer.js"
-import { MainRegions, type NewRegion, regionIds, type WirePiece } from "./SharedPieces.js"
+import { MainRegions, type RegionChanges, regionIds, type WirePiece } from "./SharedPieces.js"
+import { collectForWorkers } from "./HeapCollection.js"
 import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /**
@@ -71,8 +73,8 @@ export type FromWorker =
   | {
     readonly _tag: "Batches"
     readonly batches: ReadonlyArray<WireBatch>
-    /** the shared regions made since the last message */
-    readonly regions: ReadonlyArray<NewRegion>
+    /** the shared regions made and dropped since the last message */
+    readonly regions: RegionChanges
     /** XML bytes parsed so far */
     readonly xmlBytes: number
     /** the input has ended: these are its last batches */
@@ -341,8 +343,9 @@ export const workerBatches = <E = never, R = never>(
         if (message._tag === "ReadFailed") return Effect.fail(new ReadError({ file: options.file, cause: message.reason }))
         inFlight--
         ended ||= message.ended
-        regions.add(message.regions)
+        regions.apply(message.regions)
         const batches = message.batches.map(toBatch)
+        collectForWorkers(message.xmlBytes - progress.xmlBytes)
         countParsed(progress, message.xmlBytes, batches)
         const told = message.ahead === undefined ? Effect.void : Effect.logDebug(
           `parse worker: ${message.ahead.bytes} bytes parsed ahead of the run, ` +
@@ -385,7 +388,11 @@ export const workerBatches = <E = never, R = never>(
           ? inFlight === 0 ? Effect.zipRight(finish, Effect.fail(Option.none())) : Effect.mapError(collect(1), Option.some)
           : Effect.mapError(Effect.zipRight(post({ read: true }), collect(READS_IN_FLIGHT)), Option.some)
       )
-      return Stream.repeatEffectOption(next).pipe(Stream.flattenIterables)
+      const nonEmpty: Effect.Effect<Chunk.Chunk<Batch>, Option.Option<ReadError | XmlParseError | E>, R> = Effect.flatMap(
+        next,
+        (batches) => batches.length === 0 ? nonEmpty : Effect.succeed(Chunk.unsafeFromArray(batches))
+      )
+      return Stream.repeatEffectChunkOption(nonEmpty)
     }
     return inputChunks(input, options.file).pipe(
       Stream.mapConcatEffect(send),

@@ -215,13 +215,12 @@ port.on("message", (message: ToWorker) => {
     post({
       _tag: "Batches",
       batches,
-      regions: regions.takeNew(),
+      regions: regions.takeChanges(),
       xmlBytes,
       ended: current.ended,
       overran: current.overran,
       ...(current.ahead === undefined ? {} : { ahead: current.ahead })
     })
-    regions.posted(batches.flatMap((b) => b.tables.flatMap((t) => t.pieces)))
     current.ahead = undefined
     // after the post: the main thread has the batches while this thread collects
     collectEvery(xmlBytes - before)

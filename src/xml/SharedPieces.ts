@@ -7,26 +7,25 @@
  * drives its garbage collector to full collections.
  *
  * A region is sent to the main thread once, when it is made; after that a piece names its
- * region by number. A piece larger than a region (a very long line) is rare: it gets a
- * buffer of its own, copied into the message, so no large region lingers in a pool; once
- * posted, the worker keeps one of up to `SPARE_MAX` bytes for the next.
+ * region by number. A piece larger than a standard region (a very long line) gets a large
+ * region, a power of two in size, recycled as the others are; one of more than `LARGE_KEPT`
+ * bytes is dropped once released, and the main thread told to forget it.
  *
- * It is not transferred: the first ArrayBuffer a worker detached (a transfer does) voided
- * V8's "no buffer was ever detached" assumption in that isolate, which deoptimized the ~20
- * functions of the parse and encode loops at once and left their recompiled code checking
- * every buffer access (docs/benchmarks.md, session 18). Nor is it shared: V8 does not count
- * a SharedArrayBuffer's memory toward collecting, and a producer that made ~360 of them per
- * GB peaked 45 MB higher.
+ * Why not a buffer of its own for such a piece: transferred, the first ArrayBuffer a worker
+ * detached voided V8's "no buffer was ever detached" assumption in that isolate and
+ * deoptimized the parse and encode loops (docs/benchmarks.md, session 18); copied into the
+ * message, each left ~260 KB of garbage on the main thread's heap, ~35 MB per GB, that only a
+ * full collection there freed, and those collections cost the main thread more than any other
+ * part of its work (session 19). A fresh SharedArrayBuffer per piece is no better: V8 does not
+ * count its memory toward collecting.
  */
 import { PIECE, type PieceSource } from "../pipeline/Batch.js"
 
-/**
- * A piece of COPY data on the wire: the first `length` bytes of shared region `region`, or
- * `own`, a buffer of its own, copied.
- */
-export type WirePiece =
-  | { readonly region: number; readonly length: number }
-  | { readonly own: Uint8Array }
+/** A piece of COPY data on the wire: the first `length` bytes of shared region `region`. */
+export interface WirePiece {
+  readonly region: number
+  readonly length: number
+}
 
 /** A region made since the last message, for the main thread to keep. */
 export interface NewRegion {
@@ -34,29 +33,38 @@ export interface NewRegion {
   readonly buffer: SharedArrayBuffer
 }
 
-/** The largest buffer of its own the worker keeps for the next long line. */
-const SPARE_MAX = 2 ** 20
+/** What the worker's regions became since its last message: regions made, and regions dropped. */
+export interface RegionChanges {
+  readonly made: ReadonlyArray<NewRegion>
+  readonly dropped: ReadonlyArray<number>
+}
+
+/** The largest large region kept for reuse once released. */
+const LARGE_KEPT = 2 ** 20
 
 /** The worker's side: hands out free regions and names the pieces it posts. */
 export class WorkerRegions implements PieceSource {
   private readonly free: Array<Buffer> = []
+  /** free large regions, of mixed sizes */
+  private readonly freeLarge: Array<Buffer> = []
   private readonly ids = new Map<ArrayBufferLike, number>()
-  private readonly byId: Array<Buffer> = []
+  private readonly byId: Array<Buffer | undefined> = []
   private made: Array<NewRegion> = []
-  /** a buffer of its own that was posted, free again */
-  private spare: Buffer | undefined = undefined
+  private dropped: Array<number> = []
 
-  /** A free region, or for more than `PIECE` bytes a buffer of its own. */
+  /** A free region of `PIECE` bytes, or for more a large region: the smallest free one that fits, else a new one. */
   readonly allocate = (size: number): Buffer => {
-    if (size > PIECE) {
-      const spare = this.spare
-      if (spare === undefined || spare.length < size) return Buffer.allocUnsafeSlow(size)
-      this.spare = undefined
-      return spare
+    if (size <= PIECE) return this.free.pop() ?? this.make(PIECE)
+    let best: number | undefined = undefined
+    for (let i = 0; i < this.freeLarge.length; i++) {
+      const length = this.freeLarge[i]!.length
+      if (length >= size && (best === undefined || length < this.freeLarge[best]!.length)) best = i
     }
-    const reused = this.free.pop()
-    if (reused !== undefined) return reused
-    const buffer = new SharedArrayBuffer(PIECE)
+    return best === undefined ? this.make(2 ** Math.ceil(Math.log2(size))) : this.freeLarge.splice(best, 1)[0]!
+  }
+
+  private make(size: number): Buffer {
+    const buffer = new SharedArrayBuffer(size)
     const region = Buffer.from(buffer)
     const id = this.byId.length
     this.ids.set(buffer, id)
@@ -65,60 +73,58 @@ export class WorkerRegions implements PieceSource {
     return region
   }
 
-  readonly reclaim = (buffer: Buffer): void => {
-    const id = this.ids.get(buffer.buffer)
-    if (id !== undefined) this.free.push(this.byId[id]!)
-  }
-
-  /** The wire form of a piece, a prefix of a region or of a buffer of its own. */
-  piece(chunk: Buffer): WirePiece {
-    const region = this.ids.get(chunk.buffer)
-    return region === undefined ? { own: chunk } : { region, length: chunk.byteLength }
-  }
-
-  /**
-   * `pieces` were posted. The message holds copies of the buffers of their own, so those are
-   * free again: the largest of at most `SPARE_MAX` bytes is kept.
-   */
-  posted(pieces: ReadonlyArray<WirePiece>): void {
-    for (const piece of pieces) {
-      if (!("own" in piece)) continue
-      const whole = Buffer.from(piece.own.buffer, 0, piece.own.buffer.byteLength)
-      if (whole.length <= SPARE_MAX && whole.length > (this.spare?.length ?? 0)) this.spare = whole
+  /** Region `id` is free again; a large one past `LARGE_KEPT` is dropped. */
+  private back(id: number): void {
+    const region = this.byId[id]!
+    if (region.length === PIECE) this.free.push(region)
+    else if (region.length <= LARGE_KEPT) this.freeLarge.push(region)
+    else {
+      this.ids.delete(region.buffer)
+      this.byId[id] = undefined
+      this.dropped.push(id)
     }
   }
 
-  /** The regions made since the last call. */
-  takeNew(): Array<NewRegion> {
-    const made = this.made
+  readonly reclaim = (buffer: Buffer): void => {
+    const id = this.ids.get(buffer.buffer)
+    if (id !== undefined) this.back(id)
+  }
+
+  /** The wire form of a piece, a prefix of one of these regions. */
+  piece(chunk: Buffer): WirePiece {
+    const region = this.ids.get(chunk.buffer)
+    if (region === undefined) throw new Error("a COPY piece outside the shared regions")
+    return { region, length: chunk.byteLength }
+  }
+
+  /** The regions made and dropped since the last call. */
+  takeChanges(): RegionChanges {
+    const changes = { made: this.made, dropped: this.dropped }
     this.made = []
-    return made
+    this.dropped = []
+    return changes
   }
 
   /** Regions the main thread is done with. */
   release(ids: ReadonlyArray<number>): void {
-    for (const id of ids) this.free.push(this.byId[id]!)
+    for (const id of ids) this.back(id)
   }
 }
 
 /** The main thread's side: the regions by number, and views of the pieces. */
 export class MainRegions {
-  private readonly regions: Array<SharedArrayBuffer> = []
+  private readonly regions: Array<SharedArrayBuffer | undefined> = []
 
-  add(made: ReadonlyArray<NewRegion>): void {
-    for (const r of made) this.regions[r.id] = r.buffer
+  /** Keeps the regions made and forgets those dropped, in that order: a region may be both. */
+  apply(changes: RegionChanges): void {
+    for (const r of changes.made) this.regions[r.id] = r.buffer
+    for (const id of changes.dropped) this.regions[id] = undefined
   }
 
   view(piece: WirePiece): Buffer {
-    return "own" in piece
-      ? Buffer.from(piece.own.buffer, piece.own.byteOffset, piece.own.byteLength)
-      : Buffer.from(this.regions[piece.region]!, 0, piece.length)
+    return Buffer.from(this.regions[piece.region]!, 0, piece.length)
   }
 }
 
 /** The shared regions among `pieces`, to release once their batch is written. */
-export const regionIds = (pieces: ReadonlyArray<WirePiece>): Array<number> => {
-  const ids: Array<number> = []
-  for (const p of pieces) if (!("own" in p)) ids.push(p.region)
-  return ids
-}
+export const regionIds = (pieces: ReadonlyArray<WirePiece>): Array<number> => pieces.map((p) => p.region)

@@ -172,8 +172,6 @@ export const inputChunks = (input: OpenedInput, file: string): Stream.Stream<Uin
 
 /** Counts parsed batches into the input's progress; `xmlBytes`: parsed so far. */
 export const countParsed = (progress: ReadProgress, xmlBytes: number, batches: ReadonlyArray<Batch>): void => {
-  // the main thread's heap holds what the batches' handling allocates, in step with the XML
-  collectEvery(xmlBytes - progress.xmlBytes)
   progress.xmlBytes = xmlBytes
   for (const b of batches) {
     progress.records += b.rows + b.rejects.length
@@ -195,7 +193,13 @@ export const batches = (
     const producer = new Producer(options)
     const step = (f: () => Array<Batch>) =>
       Effect.try({ try: f, catch: (e) => toParseError(options.file, producer.bytes, e) }).pipe(
-        Effect.tap((out) => Effect.sync(() => countParsed(input.progress, producer.bytes, out)))
+        Effect.tap((out) =>
+          Effect.sync(() => {
+            // this thread parses: it collects as a parse worker does
+            collectEvery(producer.bytes - input.progress.xmlBytes)
+            countParsed(input.progress, producer.bytes, out)
+          })
+        )
       )
     return inputChunks(input, options.file).pipe(
       Stream.mapConcatEffect((chunk) => Effect.zipLeft(step(() => producer.write(chunk)), yieldToIo)),
