@@ -29,9 +29,9 @@ import { Worker } from "node:worker_threads"
 import { ReadError, XmlParseError } from "../Errors.js"
 import type { Batch } from "../pipeline/Batch.js"
 import type { WireDocument } from "../shape/Shape.js"
+import { collectForWorkers } from "./HeapCollection.js"
 import type { ProducerOptions } from "./Producer.js"
 import { MainRegions, type RegionChanges, regionIds, type WirePiece } from "./SharedPieces.js"
-import { collectForWorkers } from "./HeapCollection.js"
 import { countParsed, inputChunks, type OpenedInput } from "./XmlSource.js"
 
 /**
