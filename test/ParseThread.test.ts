@@ -29,14 +29,18 @@ const gzip = path.join(dir, "groups.xml.gz")
 fs.writeFileSync(gzip, zlib.gzipSync(fs.readFileSync(plain)))
 const larger = path.join(dir, "larger.xml")
 writeXml(larger, { groups: 12000, eventsPerGroup: 2, seed: 6 })
-// lines longer than a shared region: every 500th group's description is 40,000 characters
+// lines longer than a shared region: every 500th group's description is 40,000 characters, and
+// every 3000th's 400,000, past the largest region the worker keeps once released
 const long = path.join(dir, "long-lines.xml")
 let groupNo = 0
 fs.writeFileSync(
   long,
   fs.readFileSync(larger, "utf8").replace(
     /<description>[^<]*<\/description>/g,
-    (d) => ++groupNo % 500 === 0 ? `<description>${"ж".repeat(20_000)}${"x".repeat(20_000)}</description>` : d
+    (d) => {
+      const n = ++groupNo % 3000 === 0 ? 10 : groupNo % 500 === 0 ? 1 : 0
+      return n === 0 ? d : `<description>${"ж".repeat(20_000 * n)}${"x".repeat(20_000 * n)}</description>`
+    }
   )
 )
 
@@ -101,6 +105,9 @@ describe("parse worker", () => {
         .filter((fields) => fields.some((f) => f !== null && f.length >= 40_000))
       assert.strictEqual(longLines.length, Math.floor(groupNo / 500))
       assert.isAbove(longLines.length, 10)
+      const longest = longLines.filter((fields) => fields.some((f) => f !== null && f.length >= 400_000))
+      assert.strictEqual(longest.length, Math.floor(groupNo / 3000))
+      assert.isAtLeast(longest.length, 3)
       const input = yield* openInput(yield* inspectInput(long))
       const regions = new Set<ArrayBufferLike>()
       let pieces = 0
