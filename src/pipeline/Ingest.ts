@@ -42,6 +42,7 @@ import { batches, type InputInfo, inspectInput, type OpenedInput, openInput } fr
 import { type Batch, type CopyFormats, tableFormats } from "./Batch.js"
 import { logProgress, type ProgressReporter } from "./Progress.js"
 import type { RejectsFile } from "./RejectsFile.js"
+import { writeEach } from "./Writers.js"
 
 /**
  * What one input produced, counted from committed batches.
@@ -522,8 +523,7 @@ const load = (file: string, options: IngestOptions, plan: RunPlan, parse: RangeP
           live.queued--
         }).pipe(Effect.zipRight(Metric.incrementBy(Metrics.queueDepth, -1)))
       ),
-      Stream.mapEffect(write, { concurrency: settings.writers, unordered: true }),
-      Stream.runDrain,
+      (queued) => writeEach(queued, settings.writers, write),
       Effect.onExit((exit) =>
         Exit.isSuccess(exit) ? Effect.void : finishRun(settings.schema, runId, {
           ...counts(),
