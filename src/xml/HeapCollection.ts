@@ -8,9 +8,9 @@
  *
  * Why the main thread collects more rarely for its workers: there each full collection threw
  * away optimized code (V8 drops code whose embedded objects died, and the Effect run loop's
- * code embeds many short-lived ones). At one per 64 MiB, ~310 more compiles per GB, a third of
- * the thread's time in baseline code, and a 1 GB load ~10 % slower (docs/benchmarks.md,
- * session 19). With none, its old generation grew by ~35 MB per GB before V8 collected.
+ * code embeds many short-lived ones). At one per 64 MiB: ~310 more compiles per GB, and a third
+ * of the thread's time in baseline code (docs/benchmarks.md, session 19). With none, its old
+ * generation grew by ~35 MB per GB before V8 collected.
  *
  * Left to V8, an old generation climbs in a saw-tooth far past its live set (the worker's from
  * ~5 MB to ~18 MB, compacting every 300–400 MB of XML), so a long load peaked higher than a

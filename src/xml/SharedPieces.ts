@@ -15,8 +15,8 @@
  * detached voided V8's "no buffer was ever detached" assumption in that isolate and
  * deoptimized the parse and encode loops (docs/benchmarks.md, session 18); copied into the
  * message, each left ~260 KB of garbage on the main thread's heap, ~35 MB per GB, that only a
- * full collection there freed, and those collections cost the main thread more than any other
- * part of its work (session 19). A fresh SharedArrayBuffer per piece is no better: V8 does not
+ * full collection there freed, and each such collection threw away the main thread's
+ * optimized code (session 19). A fresh SharedArrayBuffer per piece is no better: V8 does not
  * count its memory toward collecting.
  */
 import { PIECE, type PieceSource } from "../pipeline/Batch.js"
