@@ -33,22 +33,22 @@ const gc = (globalThis as { gc?: () => void }).gc
 const collects = (): boolean =>
   gc !== undefined && (!isMainThread || (globalThis as Record<symbol, unknown>)[MAIN_THREAD_COLLECTS] === true)
 
-/** XML bytes since this thread's last full collection: parsed by it, and by its workers, over every input */
-let since = 0
-let sinceWorkers = 0
+/**
+ * A counter of XML bytes that collects this thread's heap each time they add up to `every`;
+ * each counter keeps its own count, over every input.
+ */
+const collector = (every: number) => {
+  let since = 0
+  return (bytes: number): void => {
+    since += bytes
+    if (since < every || !collects()) return
+    gc!()
+    since = 0
+  }
+}
 
 /** Counts `bytes` more XML parsed by this thread; collects its heap each time they add up to 64 MiB. */
-export const collectEvery = (bytes: number): void => {
-  since += bytes
-  if (since < EVERY || !collects()) return
-  gc!()
-  since = 0
-}
+export const collectEvery = collector(EVERY)
 
 /** Counts `bytes` more XML parsed by this thread's parse workers; collects its heap each time they add up to 256 MiB. */
-export const collectForWorkers = (bytes: number): void => {
-  sinceWorkers += bytes
-  if (sinceWorkers < WORKERS_EVERY || !collects()) return
-  gc!()
-  sinceWorkers = 0
-}
+export const collectForWorkers = collector(WORKERS_EVERY)
