@@ -9,7 +9,7 @@ import { isAscii } from "node:buffer"
 import * as fs from "node:fs"
 
 /** The shebang of src/bin.ts; the build fails if it changes unnoticed. */
-const SHEBANG = "#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=3 --single-threaded-gc --expose-gc"
+const SHEBANG = "#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=3 --single-threaded-gc --expose-gc --interrupt-budget=270336"
 
 // For the CommonJS bundle: `import.meta.url` is defined as the bundle's own URL, and
 // src/db/ImportEsm.ts becomes an `import()` that src/bin.ts lends it.
