@@ -240,7 +240,8 @@ describe("xml2pg CLI", () => {
       staged.map(({ groups, events, ranges }) => ({ groups, events, ranges })),
       [0, 1, 0, 0].map((ranges) => ({ groups: 52_000, events: 104_000, ranges }))
     )
-    assert.deepStrictEqual(staged.map((s) => s.batches), [16, 16, 32, 16])
+    // 156 000 rows: in batches of the default 20 000 rows, or of 5 000
+    assert.deepStrictEqual(staged.map((s) => s.batches), [8, 8, 32, 8])
     assert.strictEqual(new Set(staged.map((s) => s.digest)).size, 1)
     assert.strictEqual(fs.readFileSync(rejects, "utf8"), "")
   })

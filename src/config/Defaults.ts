@@ -56,7 +56,10 @@ export const defaults: IngestSettings = {
   schema: "public",
   writers: 2,
   queueSize: 4,
-  batchRows: 10_000,
+  // each COPY has a fixed cost to both sides (PostgreSQL 15 sets up ~1000 tuple slots per COPY,
+  // the ledger row, the main thread's per-batch work): 20 000 rows against 10 000 cost ~3 MB
+  // of peak RSS and saved 8 % of the server's and 25 % of the main thread's CPU (session 20)
+  batchRows: 20_000,
   batchBytes: 4 * 1024 * 1024,
   retries: 8,
   retryBaseMillis: 200,
