@@ -56,7 +56,7 @@ export const defaults: IngestSettings = {
   schema: "public",
   writers: 2,
   queueSize: 4,
-  // each COPY has a fixed cost to both sides (PostgreSQL 15 sets up ~1000 tuple slots per COPY,
+  // each COPY has a fixed cost to both sides (PostgreSQL 15 sets up to 1000 tuple slots per COPY,
   // the ledger row, the main thread's per-batch work): 20 000 rows against 10 000 cost ~3 MB
   // of peak RSS and saved 8 % of the server's and 25 % of the main thread's CPU (session 20)
   batchRows: 20_000,
