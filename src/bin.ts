@@ -10,9 +10,8 @@
 // user's; other C libraries ignore it. A 4× interrupt budget (V8 11's default is 66 KiB of
 // bytecode run between tier-up checks): only functions that stay hot reach TurboFan, so V8's
 // compiler threads, which compile the main thread's code and each parse worker's apart, did
-// less (a 100 MB ingest: 0.42
-// → 0.25 s of CPU, wall 1.62 → 1.53 s; 1 GB: 0.90 → 0.55 s, wall 10.6 → 10.2 s; session 20).
-// The flags apply to the parse workers' isolates too.
+// less (a 100 MB ingest: 0.42 → 0.25 s of CPU, wall 1.62 → 1.53 s; 1 GB: 0.90 → 0.55 s, wall
+// 10.6 → 10.2 s; session 20). The flags apply to the parse workers' isolates too.
 /**
  * Starts the bundled CLI, `dist/cli.cjs` (src/cli/Main.ts), through a V8 code cache, as
  * Node 22's `module.enableCompileCache()` does and Node 20 cannot: compiling the bundle was a
