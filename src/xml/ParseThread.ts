@@ -345,8 +345,7 @@ export const workerBatches = <E = never, R = never>(
         ended ||= message.ended
         regions.apply(message.regions)
         const batches = message.batches.map(toBatch)
-        collectForWorkers(message.xmlBytes - progress.xmlBytes)
-        countParsed(progress, message.xmlBytes, batches)
+        collectForWorkers(countParsed(progress, message.xmlBytes, batches))
         const told = message.ahead === undefined ? Effect.void : Effect.logDebug(
           `parse worker: ${message.ahead.bytes} bytes parsed ahead of the run, ` +
             (message.ahead.dropped === undefined ? "kept" : `dropped: ${message.ahead.dropped}`)

@@ -170,13 +170,18 @@ export const inputChunks = (input: OpenedInput, file: string): Stream.Stream<Uin
     { chunkSize: READ_CHUNK }
   )
 
-/** Counts parsed batches into the input's progress; `xmlBytes`: parsed so far. */
-export const countParsed = (progress: ReadProgress, xmlBytes: number, batches: ReadonlyArray<Batch>): void => {
+/**
+ * Counts parsed batches into the input's progress; `xmlBytes`: parsed so far. Returns the XML
+ * bytes parsed since the last count, for the heap collections (HeapCollection.ts).
+ */
+export const countParsed = (progress: ReadProgress, xmlBytes: number, batches: ReadonlyArray<Batch>): number => {
+  const parsed = xmlBytes - progress.xmlBytes
   progress.xmlBytes = xmlBytes
   for (const b of batches) {
     progress.records += b.rows + b.rejects.length
     progress.rejects += b.rejects.length
   }
+  return parsed
 }
 
 /**
@@ -194,11 +199,8 @@ export const batches = (
     const step = (f: () => Array<Batch>) =>
       Effect.try({ try: f, catch: (e) => toParseError(options.file, producer.bytes, e) }).pipe(
         Effect.tap((out) =>
-          Effect.sync(() => {
-            // this thread parses: it collects as a parse worker does
-            collectEvery(producer.bytes - input.progress.xmlBytes)
-            countParsed(input.progress, producer.bytes, out)
-          })
+          // this thread parses: it collects as a parse worker does
+          Effect.sync(() => collectEvery(countParsed(input.progress, producer.bytes, out)))
         )
       )
     return inputChunks(input, options.file).pipe(
