@@ -6,7 +6,6 @@
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
-import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 
 /**
@@ -29,20 +28,11 @@ export const writeEach = <A, E, R, E2, R2>(
 ): Effect.Effect<void, E | E2, R | R2> =>
   Effect.scoped(Effect.gen(function*() {
     const free = yield* Effect.makeSemaphore(writers)
-    const failed = yield* Deferred.make<never, E2>()
-    const writing = yield* FiberSet.make()
+    // the set keeps its fibers' first failure: `FiberSet.join` fails with it
+    const writing = yield* FiberSet.make<unknown, E2>()
     const feed = Stream.runForEach(items, (item) =>
-      Effect.zipRight(
-        free.take(1),
-        FiberSet.run(
-          writing,
-          write(item).pipe(
-            Effect.onError((cause) => Deferred.failCause(failed, cause)),
-            Effect.ensuring(free.release(1))
-          )
-        )
-      ))
-    yield* Effect.raceFirst(Effect.zipRight(feed, FiberSet.awaitEmpty(writing)), Deferred.await(failed))
+      Effect.zipRight(free.take(1), FiberSet.run(writing, Effect.ensuring(write(item), free.release(1)))))
+    yield* Effect.raceFirst(Effect.zipRight(feed, FiberSet.awaitEmpty(writing)), FiberSet.join(writing))
     // a write that failed as the last ones ended, after the race was decided
-    yield* Option.getOrElse(yield* Deferred.poll(failed), () => Effect.void)
+    if (yield* Deferred.isDone(writing.deferred)) yield* FiberSet.join(writing)
   }))
